@@ -1,0 +1,495 @@
+package daemonize
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// The names under which the library passes its own files to a restarted
+// child, beside the program's sockets.
+const (
+	handoffName = "daemonize.handoff"
+	pidLockName = "daemonize.pidlock"
+)
+
+// The kinds of inherited file.
+const (
+	kindListener = "listener"
+	kindPacket   = "packet"
+	kindFile     = "file"
+)
+
+// entry describes one file passed to a restarted child.
+type entry struct {
+	Name    string `json:"name"`              // the name the descriptor travels under
+	Kind    string `json:"kind"`              // kindListener, kindPacket or kindFile
+	Network string `json:"network,omitempty"` // "tcp", "unix", ...; empty for a file
+	Addr    string `json:"addr"`              // the address as the program asked for it, or the file's name
+	Bound   string `json:"bound,omitempty"`   // the address the socket is bound to
+}
+
+// manifest is what a parent tells its child about the files it passes.
+type manifest struct {
+	Version    int     `json:"v"`
+	Generation int     `json:"gen"`   // the child's generation: 2 for the first restart
+	Started    int64   `json:"start"` // first generation's start, Unix nanoseconds
+	Files      []entry `json:"files"`
+}
+
+const manifestVersion = 1
+
+func encodeManifest(m manifest) ([]byte, error) {
+	m.Version = manifestVersion
+	return json.Marshal(m)
+}
+
+// decodeManifest parses and checks a manifest from the parent process.
+func decodeManifest(b []byte) (manifest, error) {
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("daemonize: hand-off from parent process: %w", err)
+	}
+	if m.Version != manifestVersion {
+		return m, fmt.Errorf("daemonize: hand-off from parent process has version %d, want %d: the old and new binaries use incompatible versions of daemonize", m.Version, manifestVersion)
+	}
+	if m.Generation < 2 {
+		return m, fmt.Errorf("daemonize: hand-off from parent process: bad generation %d", m.Generation)
+	}
+	names := make(map[string]bool, len(m.Files))
+	for _, e := range m.Files {
+		switch {
+		case e.Kind != kindListener && e.Kind != kindPacket && e.Kind != kindFile:
+			return m, fmt.Errorf("daemonize: hand-off from parent process: unknown kind %q", e.Kind)
+		case e.Name == "" || names[e.Name] || e.Name == handoffName || e.Name == pidLockName:
+			return m, fmt.Errorf("daemonize: hand-off from parent process: bad or repeated name %q", e.Name)
+		case e.Kind != kindFile && e.Network == "":
+			return m, fmt.Errorf("daemonize: hand-off from parent process: %s %q has no network", e.Kind, e.Name)
+		}
+		names[e.Name] = true
+	}
+	return m, nil
+}
+
+// fileTable is the part of tableflip's Fds the library uses: files passed
+// by name to the next generation.
+type fileTable interface {
+	File(name string) (*os.File, error)
+	AddFile(name string, f *os.File) error
+}
+
+// fdSet keeps the sockets and files that pass to the next generation.
+type fdSet struct {
+	mu        sync.Mutex
+	files     fileTable
+	lc        *net.ListenConfig
+	gen       int
+	seq       int
+	inherited []entry // passed by the parent, not yet claimed
+	used      []entry // passed on at the next restart
+	ready     bool    // Ready was called: no more listeners
+}
+
+// errAfterReady says a listener or file was asked for after Ready.
+func errAfterReady(what string) error {
+	return fmt.Errorf("daemonize: %s after Ready: create every listener and file before Ready, so that a restarted child finds it: %w", what, ErrAlreadyReady)
+}
+
+// listen returns the listener inherited for network and addr, or binds one.
+func (s *fdSet) listen(network, addr string) (net.Listener, error) {
+	if err := checkAddr("Listen", network, addr); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready {
+		return nil, errAfterReady("Listen " + network + " " + addr)
+	}
+	if f, e, err := s.claim(kindListener, network, addr); f != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		ln, err := net.FileListener(f)
+		if err != nil {
+			return nil, fmt.Errorf("daemonize: inherited listener %s %s: %w", network, addr, err)
+		}
+		s.used = append(s.used, e)
+		return ln, nil
+	}
+	ln, err := s.lc.Listen(context.Background(), network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("daemonize: %w", err)
+	}
+	if ul, ok := ln.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false) // the path outlives this generation
+	}
+	if err := s.add(kindListener, network, addr, ln.Addr().String(), ln); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// listenPacket returns the packet socket inherited for network and addr, or
+// binds one.
+func (s *fdSet) listenPacket(network, addr string) (net.PacketConn, error) {
+	if err := checkAddr("ListenPacket", network, addr); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready {
+		return nil, errAfterReady("ListenPacket " + network + " " + addr)
+	}
+	if f, e, err := s.claim(kindPacket, network, addr); f != nil || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		pc, err := net.FilePacketConn(f)
+		if err != nil {
+			return nil, fmt.Errorf("daemonize: inherited packet socket %s %s: %w", network, addr, err)
+		}
+		s.used = append(s.used, e)
+		return pc, nil
+	}
+	pc, err := s.lc.ListenPacket(context.Background(), network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("daemonize: %w", err)
+	}
+	if err := s.add(kindPacket, network, addr, pc.LocalAddr().String(), pc); err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return pc, nil
+}
+
+// file returns the file inherited under name, or opens one with open.
+func (s *fdSet) file(name string, open func() (*os.File, error)) (*os.File, error) {
+	if name == "" || strings.HasPrefix(name, "daemonize.") {
+		return nil, fmt.Errorf("daemonize: File: name %q is empty or reserved; choose another", name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready {
+		return nil, errAfterReady("File " + name)
+	}
+	if f, e, err := s.claim(kindFile, "", name); f != nil || err != nil {
+		if err == nil {
+			s.used = append(s.used, e)
+		}
+		return f, err
+	}
+	f, err := open()
+	if err != nil {
+		return nil, err
+	}
+	if f == nil {
+		return nil, fmt.Errorf("daemonize: File %s: open returned no file", name)
+	}
+	if err := s.add(kindFile, "", name, "", f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// filer is what net's listeners and connections offer to duplicate their
+// descriptor.
+type filer interface {
+	File() (*os.File, error)
+}
+
+// add registers a new socket or file to pass on at the next restart.
+func (s *fdSet) add(kind, network, addr, bound string, x any) error {
+	f, ok := x.(*os.File)
+	if !ok {
+		fx, ok := x.(filer)
+		if !ok {
+			return fmt.Errorf("daemonize: %s %s %s: %T cannot be passed to a child process", kind, network, addr, x)
+		}
+		var err error
+		if f, err = fx.File(); err != nil {
+			return fmt.Errorf("daemonize: %s %s %s: %w", kind, network, addr, err)
+		}
+		defer f.Close()
+	}
+	s.seq++
+	e := entry{Name: fmt.Sprintf("g%d.%d", s.gen, s.seq), Kind: kind, Network: network, Addr: addr, Bound: bound}
+	if err := s.files.AddFile(e.Name, f); err != nil {
+		return fmt.Errorf("daemonize: %s %s %s: %w", kind, network, addr, err)
+	}
+	s.used = append(s.used, e)
+	return nil
+}
+
+// claim takes the inherited entry that matches, first by the address string
+// as asked for, then by the address the socket is bound to (so that
+// "localhost:8080" finds a socket asked for as "127.0.0.1:8080").
+func (s *fdSet) claim(kind, network, addr string) (*os.File, entry, error) {
+	i := slices.IndexFunc(s.inherited, func(e entry) bool {
+		return e.Kind == kind && e.Network == network && e.Addr == addr
+	})
+	if i < 0 && kind != kindFile {
+		i = slices.IndexFunc(s.inherited, func(e entry) bool {
+			return e.Kind == kind && e.Network == network && sameAddr(network, addr, e.Bound)
+		})
+	}
+	if i < 0 {
+		return nil, entry{}, nil
+	}
+	e := s.inherited[i]
+	s.inherited = slices.Delete(s.inherited, i, i+1)
+	f, err := s.files.File(e.Name)
+	if err == nil && f == nil {
+		err = errors.New("descriptor missing")
+	}
+	if err != nil {
+		return nil, e, fmt.Errorf("daemonize: inherited %s %s %s: %w", kind, network, addr, err)
+	}
+	e.Addr = addr
+	return f, e, nil
+}
+
+// sameAddr reports whether a socket bound to bound is what a program asking
+// for addr on network would get.
+func sameAddr(network, addr, bound string) bool {
+	if strings.HasPrefix(network, "unix") {
+		a, err1 := filepath.Abs(addr)
+		b, err2 := filepath.Abs(bound)
+		return err1 == nil && err2 == nil && a == b
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	var want, got net.Addr
+	if strings.HasPrefix(network, "udp") {
+		want, err = net.ResolveUDPAddr(network, addr)
+		if err == nil {
+			got, err = net.ResolveUDPAddr(network, bound)
+		}
+	} else {
+		want, err = net.ResolveTCPAddr(network, addr)
+		if err == nil {
+			got, err = net.ResolveTCPAddr(network, bound)
+		}
+	}
+	if err != nil {
+		return false
+	}
+	wantIP, wantPort := ipPort(want)
+	gotIP, gotPort := ipPort(got)
+	if port != "0" && wantPort != gotPort {
+		return false
+	}
+	if len(wantIP) == 0 || wantIP.IsUnspecified() {
+		return len(gotIP) == 0 || gotIP.IsUnspecified()
+	}
+	return wantIP.Equal(gotIP)
+}
+
+func ipPort(a net.Addr) (net.IP, int) {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP, a.Port
+	case *net.UDPAddr:
+		return a.IP, a.Port
+	}
+	return nil, -1
+}
+
+// checkAddr refuses an address that cannot be listened on, saying why.
+func checkAddr(call, network, addr string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("daemonize: %s(%q, %q): %s", call, network, addr, why)
+	}
+	stream := call == "Listen"
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		if !stream {
+			return bad("tcp is a stream network: use Listen")
+		}
+	case "udp", "udp4", "udp6":
+		if stream {
+			return bad("udp is a packet network: use ListenPacket")
+		}
+	case "unix", "unixpacket":
+		if !stream {
+			return bad(network + " is a stream network: use Listen")
+		}
+	case "unixgram":
+		if stream {
+			return bad("unixgram is a packet network: use ListenPacket")
+		}
+	default:
+		return bad("unknown network; use tcp, tcp4, tcp6, unix or unixpacket with Listen, udp, udp4, udp6 or unixgram with ListenPacket")
+	}
+	if strings.HasPrefix(network, "unix") {
+		if addr == "" {
+			return bad("a unix socket needs a path")
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return bad("want host:port, such as 127.0.0.1:8080 or :8080")
+	}
+	return nil
+}
+
+// unixPaths returns the socket paths this generation listens on, to remove
+// when the service stops for good.
+func (s *fdSet) unixPaths() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var paths []string
+	for _, e := range s.used {
+		if strings.HasPrefix(e.Network, "unix") && !strings.HasPrefix(e.Bound, "@") && e.Bound != "" {
+			paths = append(paths, e.Bound)
+		}
+	}
+	return paths
+}
+
+// passOn returns the entries to hand to the next generation.
+func (s *fdSet) passOn() []entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.used)
+}
+
+// markReady stops new listeners and returns the inherited entries nobody
+// claimed (tableflip closes their descriptors).
+func (s *fdSet) markReady() []entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ready = true
+	left := s.inherited
+	s.inherited = nil
+	return left
+}
+
+// handoff is the file a parent and its restarted child share: a control
+// block the child writes (its pid, its last error, whether it declared
+// itself ready) and the manifest the parent writes. Both processes hold the
+// same open file, so it is passed once and lives across all generations.
+//
+// The child's "I am ready" and the parent's "I gave up waiting" are decided
+// under a lock, so that they never both win: a parent never kills a child
+// that became ready, and a child never serves for a parent that gave up.
+type handoff struct {
+	f *os.File
+}
+
+// Layout of the control block at the start of the hand-off file.
+const (
+	ctlState   = 0  // uint32: one of the hand-off states
+	ctlPID     = 4  // uint32: the child's pid
+	ctlMsgLen  = 8  // uint32: length of the child's error message
+	ctlMsg     = 12 // the child's error message
+	ctlSize    = 4096
+	maxMessage = ctlSize - ctlMsg
+)
+
+// Hand-off states.
+const (
+	stateWaiting = iota // the parent waits for the child
+	stateReady          // the child declared itself ready
+	stateAborted        // the parent gave up on the child
+)
+
+// begin resets the control block and writes the manifest, before a child starts.
+func (h *handoff) begin(m manifest) error {
+	b, err := encodeManifest(m)
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, ctlSize+len(b))
+	copy(buf[ctlSize:], b)
+	if _, err := h.f.WriteAt(buf, 0); err != nil {
+		return fmt.Errorf("daemonize: hand-off file: %w", err)
+	}
+	return h.f.Truncate(int64(len(buf)))
+}
+
+// manifest reads what the parent wrote.
+func (h *handoff) manifest() (manifest, error) {
+	st, err := h.f.Stat()
+	if err != nil {
+		return manifest{}, fmt.Errorf("daemonize: hand-off file: %w", err)
+	}
+	if st.Size() < ctlSize {
+		return manifest{}, errors.New("daemonize: hand-off file from parent process is truncated")
+	}
+	b := make([]byte, st.Size()-ctlSize)
+	if _, err := h.f.ReadAt(b, ctlSize); err != nil {
+		return manifest{}, fmt.Errorf("daemonize: hand-off file: %w", err)
+	}
+	return decodeManifest(b)
+}
+
+// setChild records the child's pid (pid > 0) or its last error (msg != "").
+func (h *handoff) setChild(pid int, msg string) {
+	if pid > 0 {
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], uint32(pid))
+		h.f.WriteAt(b[:], ctlPID)
+	}
+	if msg != "" {
+		msg = truncate(msg, maxMessage-4)
+		b := binary.LittleEndian.AppendUint32(nil, uint32(len(msg)))
+		h.f.WriteAt(append(b, msg...), ctlMsgLen)
+	}
+}
+
+// child returns the child's pid and last error message, as far as known.
+func (h *handoff) child() (pid int, msg string) {
+	b := make([]byte, ctlSize)
+	if _, err := h.f.ReadAt(b, 0); err != nil {
+		return 0, ""
+	}
+	return decodeControl(b)
+}
+
+// decodeControl parses a control block, tolerating any content.
+func decodeControl(b []byte) (pid int, msg string) {
+	if len(b) < ctlMsg {
+		return 0, ""
+	}
+	pid = int(binary.LittleEndian.Uint32(b[ctlPID:]))
+	n := int(binary.LittleEndian.Uint32(b[ctlMsgLen:]))
+	if n > len(b)-ctlMsg {
+		n = len(b) - ctlMsg
+	}
+	return pid, strings.ToValidUTF8(string(b[ctlMsg:ctlMsg+n]), "?")
+}
+
+// transition moves the hand-off from waiting to state to. It reports false,
+// with the state that won, when the other side moved first.
+func (h *handoff) transition(to uint32) (bool, uint32, error) {
+	unlock, err := lockRegion(h.f, ctlState, 4)
+	if err != nil {
+		return false, 0, fmt.Errorf("daemonize: hand-off lock: %w", err)
+	}
+	defer unlock()
+	var b [4]byte
+	if _, err := h.f.ReadAt(b[:], ctlState); err != nil {
+		return false, 0, fmt.Errorf("daemonize: hand-off file: %w", err)
+	}
+	if cur := binary.LittleEndian.Uint32(b[:]); cur != stateWaiting {
+		return false, cur, nil
+	}
+	binary.LittleEndian.PutUint32(b[:], to)
+	if _, err := h.f.WriteAt(b[:], ctlState); err != nil {
+		return false, 0, fmt.Errorf("daemonize: hand-off file: %w", err)
+	}
+	return true, to, nil
+}

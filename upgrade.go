@@ -1,0 +1,315 @@
+package daemonize
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// RestartError says why a restart failed. The old process keeps serving and
+// the pid file keeps naming it.
+type RestartError struct {
+	PID     int    // the new process, 0 if it never started
+	Err     error  // what went wrong: it exited, or was not ready in time
+	Message string // the new process's own error, if it reported one
+	Stderr  string // the last lines the new process wrote to standard error, where known
+}
+
+func (e *RestartError) Error() string {
+	var b strings.Builder
+	b.WriteString("daemonize: restart failed")
+	if e.PID != 0 {
+		fmt.Fprintf(&b, ": new process %d", e.PID)
+	}
+	fmt.Fprintf(&b, ": %v", e.Err)
+	if e.Message != "" {
+		fmt.Fprintf(&b, "; it reported: %s", e.Message)
+	}
+	if e.Stderr != "" {
+		fmt.Fprintf(&b, "; its last lines of standard error: %s", oneLine(e.Stderr))
+	}
+	return b.String()
+}
+
+func (e *RestartError) Unwrap() error { return e.Err }
+
+// Restart starts the executable at the same path as a new process, passes it
+// the listeners, and waits until it is ready. Then this process stops
+// serving: [Daemon.Stopping] is closed and [Daemon.Wait] drains. On failure
+// the new process is stopped and this one keeps serving; the error is a
+// [*RestartError].
+//
+// A restart asked for while one runs joins it and gets its outcome. One asked
+// for while the previous generation still drains starts once that process has
+// exited. SIGUSR1 calls Restart.
+func (d *Daemon) Restart() error {
+	reply := make(chan error, 1)
+	select {
+	case d.requests <- reply:
+	case <-d.stopC:
+		return fmt.Errorf("daemonize: restart: %w", ErrStopping)
+	}
+	return <-reply
+}
+
+// run handles the signals and restart requests for the life of the process.
+// It alone starts restarts, so there is never more than one child.
+func (d *Daemon) run() {
+	var (
+		attempt     chan error     // result of the running restart, nil if none
+		abort       chan struct{}  // closed to stop the running restart
+		waiters     []chan<- error // callers waiting for the running or pending restart
+		pending     bool           // a restart waits for the previous generation to exit
+		parentGone  = d.parentGone // nil once the parent is gone (or if there is none)
+		orphaned    <-chan time.Time
+		stopSignals int
+		stopAfter   bool // stop once the running restart has ended
+	)
+	start := func() {
+		attempt, abort = make(chan error, 1), make(chan struct{})
+		go func() { attempt <- d.upgrade(abort) }()
+	}
+	request := func(reply chan<- error) {
+		select {
+		case <-d.stopC:
+			reply <- fmt.Errorf("daemonize: restart: %w", ErrStopping)
+			return
+		default:
+		}
+		if !d.isReady() {
+			reply <- fmt.Errorf("daemonize: restart before Ready: %w", ErrNotReady)
+			return
+		}
+		waiters = append(waiters, reply)
+		switch {
+		case attempt != nil:
+			d.log.Info("daemonize: restart already running; request joins it")
+		case parentGone != nil:
+			if !pending {
+				d.log.Info("daemonize: restart waits until the previous generation has exited", "pid", d.parent)
+			}
+			pending = true
+		default:
+			start()
+		}
+	}
+	for {
+		select {
+		case sig := <-d.sigs:
+			switch sig {
+			case sigReopen:
+				if err := reopen(d.opts.Stdout, d.opts.Stderr); err != nil {
+					d.log.Error(err.Error())
+				}
+			case sigRestart:
+				request(make(chan error, 1))
+			default:
+				stopSignals++
+				if stopSignals > 1 {
+					d.exitNow("second "+sig.String(), attempt != nil)
+				}
+				if !d.isReady() {
+					d.exitNow(sig.String()+" before ready", false)
+				}
+				if attempt != nil {
+					stopAfter = true
+					close(abort)
+					continue
+				}
+				d.beginStop(sig.String())
+			}
+		case <-d.stopReq:
+			if attempt != nil {
+				stopAfter = true
+				close(abort)
+				continue
+			}
+			d.beginStop("Stop called")
+		case reply := <-d.requests:
+			request(reply)
+		case err := <-attempt:
+			attempt = nil
+			for _, w := range waiters {
+				w <- err
+			}
+			waiters = nil
+			switch {
+			case stopAfter:
+				if err == nil {
+					// The child won the race with the stop signal: it
+					// is the service now, so the signal is for it too.
+					d.signalSuccessor(syscall.SIGTERM)
+				}
+				d.beginStop("stop signal during restart")
+			case err == nil:
+				d.beginStop("handed over to the new process")
+			}
+		case <-parentGone:
+			parentGone = nil
+			if !d.isReady() {
+				d.log.Warn("daemonize: the old process exited before this one was ready; serving alone once ready", "limit", d.opts.UpgradeTimeout)
+				orphaned = time.After(d.opts.UpgradeTimeout)
+			}
+			if pending {
+				pending = false
+				start()
+			}
+		case <-orphaned:
+			if !d.isReady() {
+				d.exitNow(fmt.Sprintf("not ready %s after the old process exited", d.opts.UpgradeTimeout), false)
+			}
+		}
+	}
+}
+
+// signalSuccessor sends sig to the process that took over, if any.
+func (d *Daemon) signalSuccessor(sig syscall.Signal) {
+	d.mu.Lock()
+	pid := d.successor
+	d.mu.Unlock()
+	if pid != 0 {
+		signalProcess(pid, sig)
+	}
+}
+
+// upgrade runs one restart: start the child, wait for it to be ready, and
+// stop it if it is not ready in time or abort is closed.
+func (d *Daemon) upgrade(abort <-chan struct{}) error {
+	began := time.Now()
+	d.log.Info("daemonize: restarting", "executable", d.exe, "generation", d.gen+1)
+	if err := checkExecutable(d.exe); err != nil {
+		d.log.Error(err.Error())
+		return &RestartError{Err: err}
+	}
+	err := d.handoff.begin(manifest{
+		Generation: d.gen + 1,
+		Started:    d.started.UnixNano(),
+		Files:      d.fds.passOn(),
+	})
+	if err != nil {
+		return &RestartError{Err: err}
+	}
+	tail := markStderr(d.opts.Stderr)
+	result := make(chan error, 1)
+	go func() { result <- d.upg.Upgrade() }()
+	timer := time.NewTimer(d.opts.UpgradeTimeout)
+	defer timer.Stop()
+	select {
+	case err = <-result:
+	case <-timer.C:
+		err = d.giveUp(result, fmt.Errorf("not ready within %s (Options.UpgradeTimeout)", d.opts.UpgradeTimeout))
+	case <-abort:
+		err = d.giveUp(result, fmt.Errorf("stopped: this process got a stop signal: %w", ErrStopping))
+	}
+	pid, msg := d.handoff.child()
+	if err == nil {
+		d.mu.Lock()
+		d.successor = pid
+		d.mu.Unlock()
+		d.log.Info("daemonize: restart done; draining", "new_pid", pid, "took", time.Since(began))
+		if !d.opts.Detach && isTerminal(os.Stderr) {
+			fmt.Fprintf(os.Stderr, "daemonize: restarted as pid %d; pid %d exits once its requests are done; stop the new one with: kill %d\n", pid, os.Getpid(), pid)
+		}
+		return nil
+	}
+	re := &RestartError{PID: pid, Err: err, Message: msg, Stderr: tail()}
+	if d.pid != nil {
+		// The child may have written the pid file before it died.
+		if got, _ := ReadPIDFile(d.pid.path); got != os.Getpid() {
+			if werr := d.pid.write(os.Getpid()); werr != nil {
+				d.log.Error(werr.Error())
+			}
+		}
+	}
+	d.log.Error(re.Error())
+	return re
+}
+
+// giveUp stops a child that is not ready, unless it declared itself ready
+// first: then the restart succeeds after all.
+func (d *Daemon) giveUp(result <-chan error, why error) error {
+	won, state, err := d.handoff.transition(stateAborted)
+	if err != nil {
+		d.log.Error(err.Error())
+	}
+	if !won && state == stateReady {
+		return <-result
+	}
+	pid, _ := d.handoff.child()
+	if pid == 0 {
+		// The child has not reached New: only tableflip knows its pid.
+		if errors.Is(why, ErrStopping) {
+			d.upg.Stop()
+		}
+		<-result
+		return why
+	}
+	signalProcess(pid, syscall.SIGTERM)
+	grace := time.NewTimer(killGrace)
+	defer grace.Stop()
+	select {
+	case err = <-result:
+	case <-grace.C:
+		signalProcess(pid, syscall.SIGKILL)
+		err = <-result
+	}
+	return fmt.Errorf("%w; %v", why, err)
+}
+
+// checkExecutable says clearly when the program's file is gone or broken.
+func checkExecutable(path string) error {
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("executable %s no longer exists: install the binary there again (by rename) and retry; a binary built by go run is deleted when go run exits", path)
+	case err != nil:
+		return fmt.Errorf("executable %s: %w", path, err)
+	case !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("executable %s is not an executable file (mode %s)", path, st.Mode())
+	}
+	return nil
+}
+
+// markStderr notes where the standard error file at path ends now, if it is
+// a regular file, and returns a function that reads the last lines written
+// after that point.
+func markStderr(path string) func() string {
+	st, err := os.Stat(path)
+	if path == "" || err != nil || !st.Mode().IsRegular() {
+		return func() string { return "" }
+	}
+	from := st.Size()
+	return func() string {
+		const maxTail = 16 << 10
+		f, err := os.Open(path)
+		if err != nil {
+			return ""
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil || st.Size() <= from {
+			return ""
+		}
+		from = max(from, st.Size()-maxTail)
+		b := make([]byte, st.Size()-from)
+		n, err := f.ReadAt(b, from)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return ""
+		}
+		return lastLines(string(b[:n]), 10)
+	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
