@@ -1,0 +1,98 @@
+//go:build linux
+
+package integration_test
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+
+	"github.com/daemonize-dev/daemonize"
+)
+
+// Faults the helper server injects, named by DAEMONIZE_TEST_FAULT. The
+// variable passes from a server to the generations it restarts into, so a
+// test starts the example with the fault set (the example ignores it) and
+// then installs the helper over it to make the next generation faulty.
+const (
+	faultNone            = ""
+	faultExit1           = "exit1"             // exit 1 before anything else
+	faultHang            = "hang"              // never call Ready
+	faultPanicInit       = "panic-init"        // panic before New
+	faultPanicAfterReady = "panic-after-ready" // panic in a goroutine once ready
+)
+
+// runHelper runs the test binary as a helper process instead of the tests.
+func runHelper(role string) {
+	switch role {
+	case "server":
+		helperServer(os.Getenv("DAEMONIZE_TEST_FAULT"))
+	default:
+		fmt.Fprintf(os.Stderr, "unknown helper role %q\n", role)
+		os.Exit(2)
+	}
+	os.Exit(0)
+}
+
+// helperServer is examples/httpserver with faults and a GET /env endpoint
+// that runs env(1) as a child and returns what it printed: what a process
+// the server starts inherits.
+func helperServer(fault string) {
+	switch fault {
+	case faultExit1:
+		fmt.Fprintln(os.Stderr, "helper: failing on purpose")
+		os.Exit(1)
+	case faultPanicInit:
+		panic("helper: panic during init on purpose")
+	}
+	fs := flag.NewFlagSet("helper", flag.ExitOnError)
+	addr := fs.String("addr", "", "")
+	pidFile := fs.String("pidfile", "", "")
+	stdout := fs.String("stdout", "", "")
+	stderr := fs.String("stderr", "", "")
+	detach := fs.Bool("detach", false, "")
+	drain := fs.Duration("drain", 0, "")
+	upgradeTimeout := fs.Duration("upgrade-timeout", 0, "")
+	fs.Bool("access-log", false, "")
+	fs.Parse(os.Args[1:])
+
+	d, err := daemonize.New(daemonize.Options{
+		Detach: *detach, Stdout: *stdout, Stderr: *stderr, PIDFile: *pidFile,
+		DrainTimeout: *drain, UpgradeTimeout: *upgradeTimeout,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ln, err := d.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	hello := fmt.Sprintf("pid=%d generation=%d version=helper\n", os.Getpid(), d.Generation())
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, hello) })
+	mux.HandleFunc("GET /env", func(w http.ResponseWriter, r *http.Request) {
+		out, err := exec.Command("env").Output()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Write(out)
+	})
+	go d.Serve(&http.Server{Handler: mux}, ln)
+	if fault == faultHang {
+		select {}
+	}
+	if err := d.Ready(); err != nil {
+		log.Fatal(err)
+	}
+	if fault == faultPanicAfterReady {
+		go func() { panic("helper: panic after ready on purpose") }()
+	}
+	if err := d.Wait(); err != nil {
+		log.Print(err)
+		os.Exit(1)
+	}
+}

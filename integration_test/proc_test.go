@@ -1,0 +1,485 @@
+//go:build linux
+
+// Package integration_test drives real daemonize programs: it builds
+// examples/httpserver, runs it as a daemon, loads it, signals it and reads
+// /proc. The test binary doubles as a helper server with faults to inject
+// when DAEMONIZE_TEST_HELPER is set.
+package integration_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var (
+	exampleBin string // examples/httpserver, version "dev"
+	exampleV2  string // examples/httpserver, version "v2"
+	helperBin  string // this test binary, run as a helper server
+)
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv("DAEMONIZE_TEST_HELPER"); role != "" {
+		runHelper(role)
+		return
+	}
+	// Processes orphaned by their launcher or their parent generation are
+	// reparented to the test process, so that tests can reap them, read
+	// their exit status and prove that nothing is left behind.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "set child subreaper:", err)
+		os.Exit(2)
+	}
+	dir, err := os.MkdirTemp("", "daemonize-it-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	code := func() int {
+		defer os.RemoveAll(dir)
+		exampleBin = filepath.Join(dir, "httpserver")
+		exampleV2 = filepath.Join(dir, "httpserver-v2")
+		if err := build(exampleBin, "dev"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		if err := build(exampleV2, "v2"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		if helperBin, err = os.Executable(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		code := m.Run()
+		if left := children(); len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: processes left behind: %v\n", left)
+			for _, pid := range left {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			return 1
+		}
+		return code
+	}()
+	os.Exit(code)
+}
+
+// build compiles examples/httpserver to out, with the race detector when the
+// tests run with it, so that the library is checked under real load too.
+func build(out, version string) error {
+	args := []string{"build", "-o", out, "-ldflags=-X main.version=" + version}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command(goTool(), append(args, "../examples/httpserver")...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	return nil
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+}
+
+// scale stretches every deadline for slow machines: DAEMONIZE_TEST_SCALE=3.
+func scale(d time.Duration) time.Duration {
+	if f, err := strconv.ParseFloat(os.Getenv("DAEMONIZE_TEST_SCALE"), 64); err == nil && f > 0 {
+		return time.Duration(float64(d) * f)
+	}
+	return d
+}
+
+// waitFor polls cond until it holds, failing the test after limit.
+func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(scale(limit), cond) {
+		t.Fatalf("timed out after %s waiting for %s", scale(limit), what)
+	}
+}
+
+// poll reports whether cond became true within limit.
+func poll(limit time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return true
+}
+
+// freeAddr returns a loopback address with a port nobody listens on. It
+// picks below the kernel's ephemeral range, so that no client connection of
+// a load test takes the port between this check and the server's bind.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port")
+	return ""
+}
+
+// server is one service under test: an executable copied into a temporary
+// directory (so that a test can replace it by rename), its address, pid
+// file and output files, and every pid seen serving it.
+type server struct {
+	t       testing.TB
+	dir     string
+	bin     string
+	addr    string
+	pidFile string
+	stdout  string
+	stderr  string
+	env     []string
+	args    []string
+
+	mu   sync.Mutex
+	pids []int
+}
+
+// newServer prepares a service running a copy of bin.
+func newServer(t testing.TB, bin string) *server {
+	t.Helper()
+	dir := t.TempDir()
+	s := &server{
+		t:       t,
+		dir:     dir,
+		bin:     filepath.Join(dir, "httpserver"),
+		addr:    freeAddr(t),
+		pidFile: filepath.Join(dir, "httpserver.pid"),
+		stdout:  filepath.Join(dir, "stdout.log"),
+		stderr:  filepath.Join(dir, "stderr.log"),
+	}
+	s.install(bin)
+	t.Cleanup(s.cleanup)
+	return s
+}
+
+// install puts bin at the server's path by rename, as a deploy does. It
+// links rather than copies: a file written by the test process could be held
+// open by a child another test is forking, and exec would fail with ETXTBSY.
+func (s *server) install(bin string) {
+	s.t.Helper()
+	tmp := s.bin + ".new"
+	os.Remove(tmp)
+	if err := os.Link(bin, tmp); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.bin); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// installBytes puts an executable with content b at the server's path by rename.
+func (s *server) installBytes(b []byte, mode os.FileMode) {
+	s.t.Helper()
+	tmp := s.bin + ".new"
+	if err := os.WriteFile(tmp, b, mode); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.bin); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// flags returns the example's command line for this server.
+func (s *server) flags(extra ...string) []string {
+	args := []string{"-addr", s.addr, "-pidfile", s.pidFile, "-stdout", s.stdout, "-stderr", s.stderr, "-drain", scale(10 * time.Second).String(), "-upgrade-timeout", scale(10 * time.Second).String()}
+	return append(append(args, s.args...), extra...)
+}
+
+// launch runs the server with -detach and returns the launcher's exit code
+// and output.
+func (s *server) launch(extra ...string) (int, string) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), scale(30*time.Second))
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.bin, s.flags(append([]string{"-detach"}, extra...)...)...)
+	cmd.Env = append(os.Environ(), s.env...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		s.t.Fatalf("launch %s: %v", s.bin, err)
+	}
+	if pid, err := s.readPID(); err == nil {
+		s.track(pid)
+	}
+	return cmd.ProcessState.ExitCode(), string(out)
+}
+
+// start launches the server detached and waits until it serves; it returns
+// the daemon's pid.
+func (s *server) start(extra ...string) int {
+	s.t.Helper()
+	code, out := s.launch(extra...)
+	if code != 0 {
+		s.t.Fatalf("launcher exited %d: %s\nstderr file:\n%s", code, out, s.read(s.stderr))
+	}
+	pid := s.mustPID()
+	if body := s.get("/"); !strings.Contains(body, fmt.Sprintf("pid=%d ", pid)) {
+		s.t.Fatalf("GET / right after the launcher returned: %q, want pid=%d", body, pid)
+	}
+	return pid
+}
+
+// foreground starts the server without -detach, as a child of the test.
+func (s *server) foreground(extra ...string) *exec.Cmd {
+	s.t.Helper()
+	cmd := exec.Command(s.bin, s.flags(extra...)...)
+	cmd.Env = append(os.Environ(), s.env...)
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.track(cmd.Process.Pid)
+	return cmd
+}
+
+func (s *server) track(pid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.pids {
+		if p == pid {
+			return
+		}
+	}
+	s.pids = append(s.pids, pid)
+}
+
+// readPID returns the pid in the pid file.
+func (s *server) readPID() (int, error) {
+	b, err := os.ReadFile(s.pidFile)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+func (s *server) mustPID() int {
+	s.t.Helper()
+	pid, err := s.readPID()
+	if err != nil {
+		s.t.Fatalf("pid file: %v", err)
+	}
+	s.track(pid)
+	return pid
+}
+
+// waitPIDChange waits until the pid file names a process other than old.
+func (s *server) waitPIDChange(old int) int {
+	s.t.Helper()
+	var pid int
+	waitFor(s.t, 20*time.Second, "the pid file to name a new process", func() bool {
+		p, err := s.readPID()
+		pid = p
+		return err == nil && p != old
+	})
+	s.track(pid)
+	return pid
+}
+
+// signal sends sig to pid.
+func (s *server) signal(pid int, sig syscall.Signal) {
+	s.t.Helper()
+	if err := syscall.Kill(pid, sig); err != nil {
+		s.t.Fatalf("kill -%d %d: %v", sig, pid, err)
+	}
+}
+
+// get fetches path on a new connection and returns the body; it fails the
+// test on any error.
+func (s *server) get(path string) string {
+	s.t.Helper()
+	body, err := s.tryGet(path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return body
+}
+
+// probe is a client that opens a connection per request, so that a test's
+// own requests never hold a keep-alive connection to an old process.
+var probe = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
+
+func (s *server) tryGet(path string) (string, error) {
+	resp, err := probe.Get("http://" + s.addr + path)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	return string(b), nil
+}
+
+func (s *server) read(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// cleanup kills every process the test saw and reaps it.
+func (s *server) cleanup() {
+	s.mu.Lock()
+	pids := s.pids
+	s.mu.Unlock()
+	if p, err := s.readPID(); err == nil {
+		pids = append(pids, p)
+	}
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, pid := range pids {
+		if err := waitExit(pid, scale(10*time.Second)); err != nil {
+			s.t.Errorf("cleanup: %v", err)
+		}
+	}
+	if s.t.Failed() {
+		s.t.Logf("stderr file:\n%s", s.read(s.stderr))
+	}
+}
+
+// reap waits until pid has exited and reaps it if it is a child (the test
+// process is the subreaper of every daemon). known says whether the status
+// is known: it is only for children.
+func reap(pid int, limit time.Duration) (ws unix.WaitStatus, known, exited bool) {
+	exited = poll(limit, func() bool {
+		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if got == pid {
+			known = true
+			return true
+		}
+		// Not (yet) our child: its parent reaps it.
+		return errors.Is(err, unix.ECHILD) && syscall.Kill(pid, 0) == syscall.ESRCH
+	})
+	return ws, known, exited
+}
+
+// waitExit waits until pid has exited, and reaps it.
+func waitExit(pid int, limit time.Duration) error {
+	if _, _, exited := reap(pid, limit); !exited {
+		return fmt.Errorf("process %d still running after %s", pid, limit)
+	}
+	return nil
+}
+
+// mustExit waits for pid to exit and returns its exit code, failing the
+// test if it does not exit, was killed by a signal, or was not our child.
+func mustExit(t testing.TB, pid int, limit time.Duration) int {
+	t.Helper()
+	ws, known, exited := reap(pid, scale(limit))
+	switch {
+	case !exited:
+		t.Fatalf("process %d still running after %s", pid, scale(limit))
+	case !known:
+		t.Fatalf("process %d exited, but its status went to another parent", pid)
+	case ws.Signaled():
+		t.Fatalf("process %d was killed by %v", pid, ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// alive reports whether pid runs (a zombie does not count).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	st := procStat(b)
+	return st.state != "Z" && st.state != "X"
+}
+
+type stat struct {
+	state           string
+	ppid, pgid, sid int
+}
+
+// procStat parses /proc/<pid>/stat.
+func procStat(b []byte) stat {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return stat{}
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 5 {
+		return stat{}
+	}
+	atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
+	return stat{state: f[0], ppid: atoi(f[1]), pgid: atoi(f[2]), sid: atoi(f[3])}
+}
+
+func readStat(t testing.TB, pid int) stat {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return procStat(b)
+}
+
+// children lists the processes whose parent is the test process.
+func children() []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && procStat(b).ppid == os.Getpid() {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// openFDs counts the open descriptors of pid.
+func openFDs(t testing.TB, pid int) int {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// fdTarget returns what descriptor fd of pid points at.
+func fdTarget(t testing.TB, pid, fd int) string {
+	t.Helper()
+	target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%d", pid, fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return target
+}
