@@ -1,0 +1,251 @@
+//go:build unix
+
+package daemonize
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// memTable is tableflip's file table, in memory: it keeps a duplicate of
+// each file it is given, as tableflip does.
+type memTable map[string]*os.File
+
+func (m memTable) AddFile(name string, f *os.File) error {
+	fd, err := dupFile(f)
+	if err != nil {
+		return err
+	}
+	m[name] = fd
+	return nil
+}
+
+func (m memTable) File(name string) (*os.File, error) {
+	f := m[name]
+	if f == nil {
+		return nil, nil
+	}
+	return dupFile(f)
+}
+
+func dupFile(f *os.File) (*os.File, error) {
+	raw, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var dup *os.File
+	var dupErr error
+	err = raw.Control(func(fd uintptr) {
+		var n int
+		n, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+		dup = os.NewFile(uintptr(n), f.Name())
+	})
+	if err == nil {
+		err = dupErr
+	}
+	return dup, err
+}
+
+// TestInheritListeners passes listeners from one fdSet to a second one, as
+// a restart does, and checks that each address finds its socket.
+func TestInheritListeners(t *testing.T) {
+	table := memTable{}
+	parent := fdSet{files: table, lc: &net.ListenConfig{}, gen: 1}
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	asked := []struct{ network, addr string }{
+		{"tcp", "127.0.0.1:0"},
+		{"tcp", ":0"},
+		{"unix", sock},
+	}
+	var bound []string
+	for _, a := range asked {
+		ln, err := parent.listen(a.network, a.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		bound = append(bound, ln.Addr().String())
+	}
+	pc, err := parent.listenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+
+	// The child asks for the same sockets, some by other names.
+	m, err := decodeManifest(mustEncode(t, manifest{Generation: 2, Files: parent.passOn()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := fdSet{files: table, lc: &net.ListenConfig{}, gen: 2, inherited: m.Files}
+	_, port, _ := net.SplitHostPort(bound[0])
+	for i, addr := range []string{"localhost:" + port, ":0", sock} {
+		ln, err := child.listen(asked[i].network, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		if got := ln.Addr().String(); got != bound[i] {
+			t.Errorf("child Listen(%q) got %s, want the inherited %s", addr, got, bound[i])
+		}
+	}
+	cpc, err := child.listenPacket("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cpc.Close()
+	if cpc.LocalAddr().String() != pc.LocalAddr().String() {
+		t.Errorf("child ListenPacket got %s, want %s", cpc.LocalAddr(), pc.LocalAddr())
+	}
+	if left := child.markReady(); len(left) != 0 {
+		t.Errorf("unclaimed after every socket was asked for: %v", left)
+	}
+	if _, err := child.listen("tcp", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "after Ready") {
+		t.Errorf("Listen after Ready: %v, want an error", err)
+	}
+	if got := len(child.passOn()); got != 4 {
+		t.Errorf("child passes on %d sockets, want 4", got)
+	}
+}
+
+func mustEncode(t *testing.T, m manifest) []byte {
+	b, err := encodeManifest(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSameAddr(t *testing.T) {
+	for _, tc := range []struct {
+		network, addr, bound string
+		want                 bool
+	}{
+		{"tcp", "localhost:8080", "127.0.0.1:8080", true},
+		{"tcp", "127.0.0.1:8080", "127.0.0.1:8080", true},
+		{"tcp", ":8080", "[::]:8080", true},
+		{"tcp", "0.0.0.0:8080", "[::]:8080", true},
+		{"tcp", ":0", "[::]:41234", true},
+		{"tcp", "127.0.0.1:0", "127.0.0.1:41234", true},
+		{"tcp", "127.0.0.1:8081", "127.0.0.1:8080", false},
+		{"tcp", "127.0.0.2:8080", "127.0.0.1:8080", false},
+		{"tcp", "[::1]:8080", "127.0.0.1:8080", false},
+		{"tcp", ":8080", "127.0.0.1:8080", false},
+		{"tcp", "nonsense", "127.0.0.1:8080", false},
+		{"udp", "localhost:53", "127.0.0.1:53", true},
+		{"unix", "/tmp/a.sock", "/tmp/a.sock", true},
+		{"unix", "/tmp/./a.sock", "/tmp/a.sock", true},
+		{"unix", "/tmp/a.sock", "/tmp/b.sock", false},
+	} {
+		if got := sameAddr(tc.network, tc.addr, tc.bound); got != tc.want {
+			t.Errorf("sameAddr(%s, %s, %s) = %v, want %v", tc.network, tc.addr, tc.bound, got, tc.want)
+		}
+	}
+}
+
+func TestCheckAddr(t *testing.T) {
+	for _, tc := range []struct {
+		call, network, addr, want string
+	}{
+		{"Listen", "tcp", "127.0.0.1:8080", ""},
+		{"Listen", "tcp", "", "want host:port"},
+		{"Listen", "tcp", "8080", "want host:port"},
+		{"Listen", "udp", ":53", "use ListenPacket"},
+		{"Listen", "sctp", ":1", "unknown network"},
+		{"Listen", "unix", "", "needs a path"},
+		{"ListenPacket", "udp", ":53", ""},
+		{"ListenPacket", "tcp", ":80", "use Listen"},
+		{"ListenPacket", "unixgram", "/tmp/x", ""},
+	} {
+		err := checkAddr(tc.call, tc.network, tc.addr)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("checkAddr(%s, %q, %q) = %v, want %q", tc.call, tc.network, tc.addr, err, tc.want)
+		}
+	}
+}
+
+func TestHandoff(t *testing.T) {
+	h, err := newHandoff()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.f.Close()
+	m := manifest{Version: manifestVersion, Generation: 3, Started: 42, Files: []entry{{Name: "g1.1", Kind: kindListener, Network: "tcp", Addr: ":0", Bound: "[::]:9"}}}
+	if err := h.begin(m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.manifest()
+	if err != nil || !reflect.DeepEqual(got, m) {
+		t.Errorf("manifest() = %+v, %v; want %+v", got, err, m)
+	}
+	h.setChild(1234, "")
+	h.setChild(0, strings.Repeat("x", 2*ctlSize))
+	if pid, msg := h.child(); pid != 1234 || len(msg) == 0 || len(msg) > maxMessage {
+		t.Errorf("child() = %d, %d bytes", pid, len(msg))
+	}
+	if won, _, err := h.transition(stateReady); !won || err != nil {
+		t.Fatalf("first transition lost: %v", err)
+	}
+	if won, state, _ := h.transition(stateAborted); won || state != stateReady {
+		t.Errorf("second transition won (state %d), want it to lose to ready", state)
+	}
+	if err := h.begin(m); err != nil { // the next restart starts afresh
+		t.Fatal(err)
+	}
+	if pid, msg := h.child(); pid != 0 || msg != "" {
+		t.Errorf("after begin: child() = %d, %q", pid, msg)
+	}
+}
+
+func TestDecodeManifestErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		`nope`:            "invalid character",
+		`{"v":2,"gen":2}`: "version 2",
+		`{"v":1,"gen":1}`: "bad generation",
+		`{"v":1,"gen":2,"files":[{"name":"a","kind":"x"}]}`:                               "unknown kind",
+		`{"v":1,"gen":2,"files":[{"name":"","kind":"file"}]}`:                             "bad or repeated name",
+		`{"v":1,"gen":2,"files":[{"name":"a","kind":"file"},{"name":"a","kind":"file"}]}`: "bad or repeated name",
+		`{"v":1,"gen":2,"files":[{"name":"daemonize.handoff","kind":"file"}]}`:            "bad or repeated name",
+		`{"v":1,"gen":2,"files":[{"name":"a","kind":"listener"}]}`:                        "has no network",
+	} {
+		if _, err := decodeManifest([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("decodeManifest(%s) = %v, want %q", in, err, want)
+		}
+	}
+}
+
+func FuzzDecodeManifest(f *testing.F) {
+	f.Add([]byte(`{"v":1,"gen":2,"start":1,"files":[{"name":"g1.1","kind":"listener","network":"tcp","addr":":0","bound":"[::]:1"}]}`))
+	f.Add([]byte(`{"v":1,"gen":2,"files":null}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte("\x00\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decodeManifest(b)
+		if err != nil {
+			return
+		}
+		again, err := decodeManifest(mustEncode(t, m))
+		if err != nil || fmt.Sprint(again) != fmt.Sprint(m) {
+			t.Errorf("round trip of %+v: %+v, %v", m, again, err)
+		}
+	})
+}
+
+func FuzzDecodeControl(f *testing.F) {
+	f.Add(make([]byte, ctlSize))
+	f.Add([]byte{1, 0, 0, 0, 0xd2, 4, 0, 0, 3, 0, 0, 0, 'a', 'b', 'c'})
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, msg := decodeControl(b)
+		if len(msg) > len(b) {
+			t.Errorf("message longer than its block")
+		}
+	})
+}
