@@ -304,7 +304,7 @@ func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 		return d, fmt.Errorf("daemonize: %w", err)
 	}
 	d.upg = upg
-	d.fds = fdSet{files: upg.Fds, lc: o.ListenConfig}
+	d.fds = fdSet{files: upg.Fds, lc: o.ListenConfig, readyC: d.readyC}
 	if restarted {
 		if err := d.inherit(); err != nil {
 			return d, err
@@ -384,7 +384,9 @@ func (d *Daemon) reportError(err error) {
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " | ") }
 
 // Listen returns a listener for network and addr: the one the previous
-// generation passed, or a new one. Call it before [Daemon.Ready].
+// generation passed, or a new one. Call it before [Daemon.Ready]. Its Accept
+// waits until Ready: until the new process is ready, connections wait in the
+// socket for the old one, so that none is lost if the new one fails.
 //
 // An inherited socket matches by the address as asked for, then by the
 // address it is bound to: "localhost:8080" finds the socket a previous
@@ -397,7 +399,8 @@ func (d *Daemon) Listen(network, addr string) (net.Listener, error) {
 }
 
 // ListenPacket is [Daemon.Listen] for packet sockets: udp, udp4, udp6 and
-// unixgram.
+// unixgram. The socket is not gated: do not read from it before Ready, or a
+// new process that then fails takes datagrams with it.
 func (d *Daemon) ListenPacket(network, addr string) (net.PacketConn, error) {
 	pc, err := d.fds.listenPacket(network, addr)
 	d.reportError(err)
@@ -424,6 +427,9 @@ func (d *Daemon) Ready() error {
 }
 
 func (d *Daemon) ready() error {
+	// d.mu is held throughout, so that the signal loop, which reads
+	// readyDone under it, sees this process as ready or not, never half
+	// way: a SIGUSR1 sent as soon as the pid file names it is not lost.
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.readyDone {
@@ -454,6 +460,7 @@ func (d *Daemon) ready() error {
 			return err
 		}
 	}
+	close(d.readyC) // listeners accept from now on
 	if err := d.upg.Ready(); err != nil && os.Getppid() == d.parent {
 		return fmt.Errorf("daemonize: %w", err)
 	}
@@ -463,19 +470,16 @@ func (d *Daemon) ready() error {
 		d.launcher = nil
 	}
 	d.readyDone = true
-	close(d.readyC)
 	d.log.Info("daemonize: ready", "pid", os.Getpid(), "generation", d.gen)
 	return nil
 }
 
-// isReady reports whether Ready has succeeded.
+// isReady reports whether Ready has succeeded. It waits for a Ready that
+// is under way.
 func (d *Daemon) isReady() bool {
-	select {
-	case <-d.readyC:
-		return true
-	default:
-		return false
-	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.readyDone
 }
 
 // Generation returns 1 for the first process of the service and counts up

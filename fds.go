@@ -96,6 +96,7 @@ type fdSet struct {
 	inherited []entry // passed by the parent, not yet claimed
 	used      []entry // passed on at the next restart
 	ready     bool    // Ready was called: no more listeners
+	readyC    <-chan struct{}
 }
 
 // errAfterReady says a listener or file was asked for after Ready.
@@ -123,7 +124,7 @@ func (s *fdSet) listen(network, addr string) (net.Listener, error) {
 			return nil, fmt.Errorf("daemonize: inherited listener %s %s: %w", network, addr, err)
 		}
 		s.used = append(s.used, e)
-		return ln, nil
+		return s.gate(ln), nil
 	}
 	ln, err := s.lc.Listen(context.Background(), network, addr)
 	if err != nil {
@@ -136,7 +137,40 @@ func (s *fdSet) listen(network, addr string) (net.Listener, error) {
 		ln.Close()
 		return nil, err
 	}
-	return ln, nil
+	return s.gate(ln), nil
+}
+
+// gate makes ln accept only once the process is ready. A new process that
+// accepted connections before it was ready would drop them if it then
+// failed and was stopped; until it is ready, they wait in the socket for
+// the old process.
+func (s *fdSet) gate(ln net.Listener) net.Listener {
+	if s.readyC == nil {
+		return ln
+	}
+	return &gatedListener{Listener: ln, ready: s.readyC, closed: make(chan struct{})}
+}
+
+type gatedListener struct {
+	net.Listener
+	ready  <-chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+// Accept waits until the process is ready, then accepts.
+func (l *gatedListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.ready:
+	case <-l.closed:
+		return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: net.ErrClosed}
+	}
+	return l.Listener.Accept()
+}
+
+func (l *gatedListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return l.Listener.Close()
 }
 
 // listenPacket returns the packet socket inherited for network and addr, or

@@ -133,6 +133,13 @@ func (d *Daemon) run() {
 		case reply := <-d.requests:
 			request(reply)
 		case err := <-attempt:
+			// Logged here, once the attempt is over, so that a SIGUSR1
+			// sent after the line appears starts a new attempt.
+			if err != nil {
+				d.log.Error(err.Error())
+			} else {
+				d.log.Info("daemonize: restart done; draining", "new_pid", d.successorPID())
+			}
 			attempt = nil
 			for _, w := range waiters {
 				w <- err
@@ -167,12 +174,16 @@ func (d *Daemon) run() {
 	}
 }
 
+// successorPID returns the pid of the process that took over, or 0.
+func (d *Daemon) successorPID() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.successor
+}
+
 // signalSuccessor sends sig to the process that took over, if any.
 func (d *Daemon) signalSuccessor(sig syscall.Signal) {
-	d.mu.Lock()
-	pid := d.successor
-	d.mu.Unlock()
-	if pid != 0 {
+	if pid := d.successorPID(); pid != 0 {
 		signalProcess(pid, sig)
 	}
 }
@@ -183,7 +194,6 @@ func (d *Daemon) upgrade(abort <-chan struct{}) error {
 	began := time.Now()
 	d.log.Info("daemonize: restarting", "executable", d.exe, "generation", d.gen+1)
 	if err := checkExecutable(d.exe); err != nil {
-		d.log.Error(err.Error())
 		return &RestartError{Err: err}
 	}
 	err := d.handoff.begin(manifest{
@@ -196,7 +206,7 @@ func (d *Daemon) upgrade(abort <-chan struct{}) error {
 	}
 	tail := markStderr(d.opts.Stderr)
 	result := make(chan error, 1)
-	go func() { result <- d.upg.Upgrade() }()
+	go func() { result <- d.tableflipUpgrade() }()
 	timer := time.NewTimer(d.opts.UpgradeTimeout)
 	defer timer.Stop()
 	select {
@@ -211,7 +221,7 @@ func (d *Daemon) upgrade(abort <-chan struct{}) error {
 		d.mu.Lock()
 		d.successor = pid
 		d.mu.Unlock()
-		d.log.Info("daemonize: restart done; draining", "new_pid", pid, "took", time.Since(began))
+		d.log.Info("daemonize: new process ready", "new_pid", pid, "took", time.Since(began))
 		if !d.opts.Detach && isTerminal(os.Stderr) {
 			fmt.Fprintf(os.Stderr, "daemonize: restarted as pid %d; pid %d exits once its requests are done; stop the new one with: kill %d\n", pid, os.Getpid(), pid)
 		}
@@ -226,8 +236,23 @@ func (d *Daemon) upgrade(abort <-chan struct{}) error {
 			}
 		}
 	}
-	d.log.Error(re.Error())
 	return re
+}
+
+// tableflipUpgrade runs tableflip's upgrade. tableflip learns that the
+// process is ready and that its parent has exited in its own goroutine, a
+// moment after we do; until then it refuses to upgrade without starting a
+// child, so those refusals are retried for a while.
+func (d *Daemon) tableflipUpgrade() error {
+	deadline := time.Now().Add(time.Second)
+	for {
+		err := d.upg.Upgrade()
+		if err == nil || time.Now().After(deadline) ||
+			!strings.Contains(err.Error(), "parent hasn't exited") && !strings.Contains(err.Error(), "process is not ready yet") {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // giveUp stops a child that is not ready, unless it declared itself ready

@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
+	"time"
 
 	"github.com/daemonize-dev/daemonize"
 )
@@ -23,6 +25,7 @@ const (
 	faultHang            = "hang"              // never call Ready
 	faultPanicInit       = "panic-init"        // panic before New
 	faultPanicAfterReady = "panic-after-ready" // panic in a goroutine once ready
+	faultGate            = "gate"              // call Ready only once the file DAEMONIZE_TEST_GATE exists
 )
 
 // runHelper runs the test binary as a helper process instead of the tests.
@@ -57,11 +60,14 @@ func helperServer(fault string) {
 	drain := fs.Duration("drain", 0, "")
 	upgradeTimeout := fs.Duration("upgrade-timeout", 0, "")
 	fs.Bool("access-log", false, "")
+	udp := fs.String("udp", "", "also answer datagrams on this UDP address")
+	unixPath := fs.String("unix", "", "also serve HTTP on this unix socket")
 	fs.Parse(os.Args[1:])
 
 	d, err := daemonize.New(daemonize.Options{
 		Detach: *detach, Stdout: *stdout, Stderr: *stderr, PIDFile: *pidFile,
 		DrainTimeout: *drain, UpgradeTimeout: *upgradeTimeout,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -82,8 +88,44 @@ func helperServer(fault string) {
 		w.Write(out)
 	})
 	go d.Serve(&http.Server{Handler: mux}, ln)
-	if fault == faultHang {
+	if *unixPath != "" {
+		uln, err := d.Listen("unix", *unixPath)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go d.Serve(&http.Server{Handler: mux}, uln)
+	}
+	if *udp != "" {
+		pc, err := d.ListenPacket("udp", *udp)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go func() {
+			buf := make([]byte, 512)
+			for {
+				_, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				pc.WriteTo([]byte(hello), from)
+			}
+		}()
+		go func() {
+			<-d.Stopping()
+			pc.Close() // the socket lives on in the next generation
+		}()
+	}
+	switch fault {
+	case faultHang:
 		select {}
+	case faultGate:
+		os.WriteFile(os.Getenv("DAEMONIZE_TEST_GATE")+".waiting", nil, 0o644)
+		for {
+			if _, err := os.Stat(os.Getenv("DAEMONIZE_TEST_GATE")); err == nil {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
 	}
 	if err := d.Ready(); err != nil {
 		log.Fatal(err)

@@ -46,6 +46,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "set child subreaper:", err)
 		os.Exit(2)
 	}
+	// Servers built with -race: a race kills the server (so a test fails),
+	// and exit does not wait a second for other reports.
+	os.Setenv("GORACE", "halt_on_error=1 atexit_sleep_ms=0")
 	dir, err := os.MkdirTemp("", "daemonize-it-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -71,6 +74,9 @@ func TestMain(m *testing.M) {
 		if left := children(); len(left) > 0 {
 			fmt.Fprintf(os.Stderr, "FAIL: processes left behind: %v\n", left)
 			for _, pid := range left {
+				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+				fmt.Fprintf(os.Stderr, "  %d: %s\n     %s\n", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}), st)
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 			return 1
@@ -160,8 +166,9 @@ type server struct {
 	env     []string
 	args    []string
 
-	mu   sync.Mutex
-	pids []int
+	mu       sync.Mutex
+	pids     []int
+	sessions map[int]bool // sessions of the detached daemons: every generation shares its first's
 }
 
 // newServer prepares a service running a copy of bin.
@@ -265,6 +272,14 @@ func (s *server) foreground(extra ...string) *exec.Cmd {
 func (s *server) track(pid int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		if st := procStat(b); st.sid == pid {
+			if s.sessions == nil {
+				s.sessions = make(map[int]bool)
+			}
+			s.sessions[st.sid] = true
+		}
+	}
 	for _, p := range s.pids {
 		if p == pid {
 			return
@@ -360,6 +375,29 @@ func (s *server) cleanup() {
 	for _, pid := range pids {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
+	// Every generation of a detached daemon is in its first one's process
+	// group, including those the test never saw (a storm of restarts makes
+	// some). Once their parent has exited they are children of the test
+	// process: kill and reap them by session until none is left.
+	s.mu.Lock()
+	sessions := s.sessions
+	s.mu.Unlock()
+	for sid := range sessions {
+		syscall.Kill(-sid, syscall.SIGKILL)
+	}
+	if !poll(scale(10*time.Second), func() bool {
+		left := false
+		for _, pid := range children() {
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && sessions[procStat(b).sid] {
+				left = true
+				var ws unix.WaitStatus
+				unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+			}
+		}
+		return !left
+	}) {
+		s.t.Errorf("cleanup: processes of sessions %v still there", sessions)
+	}
 	for _, pid := range pids {
 		if err := waitExit(pid, scale(10*time.Second)); err != nil {
 			s.t.Errorf("cleanup: %v", err)
@@ -449,7 +487,10 @@ func readStat(t testing.TB, pid int) stat {
 }
 
 // children lists the processes whose parent is the test process.
-func children() []int {
+func children() []int { return childrenOf(os.Getpid()) }
+
+// childrenOf lists the live processes whose parent is ppid.
+func childrenOf(ppid int) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
@@ -457,21 +498,48 @@ func children() []int {
 		if err != nil {
 			continue
 		}
-		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && procStat(b).ppid == os.Getpid() {
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && procStat(b).ppid == ppid {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
 }
 
-// openFDs counts the open descriptors of pid.
+// openFDs counts the open descriptors of pid, leaving out the sockets of
+// TCP connections (which come and go with clients) but not listening ones.
 func openFDs(t testing.TB, pid int) int {
 	t.Helper()
 	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(entries)
+	listening := listeningSockets(pid)
+	n := 0
+	for _, e := range entries {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		if err != nil {
+			continue // closed since ReadDir
+		}
+		if inode, ok := strings.CutPrefix(target, "socket:["); !ok || listening[strings.TrimSuffix(inode, "]")] {
+			n++
+		}
+	}
+	return n
+}
+
+// listeningSockets returns the inodes of the listening TCP sockets in pid's
+// network namespace.
+func listeningSockets(pid int) map[string]bool {
+	inodes := make(map[string]bool)
+	for _, f := range []string{"tcp", "tcp6"} {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			if fields := strings.Fields(line); len(fields) > 9 && fields[3] == "0A" {
+				inodes[fields[9]] = true
+			}
+		}
+	}
+	return inodes
 }
 
 // fdTarget returns what descriptor fd of pid points at.

@@ -1,0 +1,510 @@
+//go:build linux
+
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/daemonize-dev/daemonize/internal/load"
+)
+
+// restart sends SIGUSR1 to pid and waits until a new process is ready and
+// pid has exited. It returns the new pid and the two latencies.
+func (s *server) restart(pid int) (newPID int, ready, gone time.Duration) {
+	s.t.Helper()
+	t0 := time.Now()
+	s.signal(pid, syscall.SIGUSR1)
+	newPID = s.waitPIDChange(pid)
+	ready = time.Since(t0)
+	if err := waitExit(pid, scale(30*time.Second)); err != nil {
+		s.t.Fatal(err)
+	}
+	return newPID, ready, time.Since(t0)
+}
+
+// pidReader reads the pid file every millisecond until stopped, counting
+// the reads that did not give a pid.
+type pidReader struct {
+	reads, bad atomic.Int64
+	last       atomic.Value
+	stop       chan struct{}
+	done       chan struct{}
+}
+
+func (s *server) readPIDFileContinuously() *pidReader {
+	r := &pidReader{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case <-tick.C:
+			}
+			r.reads.Add(1)
+			if p, err := s.readPID(); err != nil || p <= 0 {
+				r.bad.Add(1)
+				r.last.Store(fmt.Sprintf("pid %d, err %v", p, err))
+			}
+		}
+	}()
+	return r
+}
+
+func (r *pidReader) check(t *testing.T) {
+	t.Helper()
+	close(r.stop)
+	<-r.done
+	if r.bad.Load() != 0 {
+		t.Errorf("%d of %d reads of the pid file failed; last: %v", r.bad.Load(), r.reads.Load(), r.last.Load())
+	}
+}
+
+// TestRestartUnderLoad restarts the example server again and again while
+// clients that never retry load it, and requires every request to succeed.
+func TestRestartUnderLoad(t *testing.T) {
+	restarts := 20
+	if n, err := strconv.Atoi(os.Getenv("DAEMONIZE_TEST_RESTARTS")); err == nil && n > 0 {
+		restarts = n
+	}
+	s := newServer(t, exampleBin)
+	pid := s.start()
+	fds := openFDs(t, pid)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	results := make(chan *load.Result, 1)
+	go func() {
+		results <- load.Run(ctx, load.Config{
+			Addr: s.addr, KeepAlive: 3, NewConn: 3, Slow: 2,
+			SlowPath:    "/sleep?d=150ms",
+			MaxDuration: scale(5 * time.Minute),
+		})
+	}()
+	reader := s.readPIDFileContinuously()
+	var readyLat, goneLat []time.Duration
+	seen := map[int]bool{pid: true}
+	for range restarts {
+		newPID, ready, gone := s.restart(pid)
+		if seen[newPID] {
+			t.Fatalf("pid %d came back", newPID)
+		}
+		seen[newPID] = true
+		readyLat = append(readyLat, ready)
+		goneLat = append(goneLat, gone)
+		pid = newPID
+	}
+	cancel()
+	res := <-results
+	reader.check(t)
+
+	if res.Failed != 0 || res.Requests == 0 {
+		t.Errorf("load across %d restarts: %v; first errors: %q", restarts, res, res.FirstErrs)
+	}
+	if body := s.get("/"); !strings.Contains(body, fmt.Sprintf("pid=%d generation=%d ", pid, restarts+1)) {
+		t.Errorf("after %d restarts GET / says %q", restarts, body)
+	}
+	// Once the load's connections are gone, the last generation holds the
+	// same descriptors as the first.
+	var now int
+	if !poll(scale(10*time.Second), func() bool { now = openFDs(t, pid); return now == fds }) {
+		t.Errorf("generation %d has %d open descriptors, generation 1 had %d", restarts+1, now, fds)
+	}
+	t.Logf("%d restarts under load: %v", restarts, res)
+	t.Logf("signal to new process ready: p50 %s p95 %s; to old process gone: p50 %s p95 %s",
+		load.Percentile(readyLat, 50), load.Percentile(readyLat, 95), load.Percentile(goneLat, 50), load.Percentile(goneLat, 95))
+}
+
+// TestManyGenerations restarts an idle server 100 times and checks that
+// nothing accumulates: descriptors, environment, processes.
+func TestManyGenerations(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	pid := s.start()
+	fds := openFDs(t, pid)
+	for range 99 {
+		pid, _, _ = s.restart(pid)
+	}
+	if got := openFDs(t, pid); got != fds {
+		t.Errorf("generation 100 has %d open descriptors, generation 1 had %d", got, fds)
+	}
+	if body := s.get("/"); !strings.Contains(body, "generation=100 ") {
+		t.Errorf("GET / = %q, want generation 100", body)
+	}
+}
+
+func TestReplacedBinaryRunsNewCode(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	pid := s.start()
+	s.install(exampleV2)
+	pid, _, _ = s.restart(pid)
+	if body := s.get("/"); !strings.Contains(body, fmt.Sprintf("pid=%d generation=2 version=v2", pid)) {
+		t.Errorf("after installing v2 and SIGUSR1, GET / = %q", body)
+	}
+}
+
+// TestFailedRestartKeepsServing installs a broken binary, then a hung one,
+// and checks that the old process keeps serving, the pid file keeps naming
+// it and no child is left; then the good binary restarts fine.
+func TestFailedRestartKeepsServing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, fault string
+		log         []string
+	}{
+		{"exits 1", faultExit1, []string{"exit status 1", "helper: failing on purpose"}},
+		{"never ready", faultHang, []string{"not ready within 1s"}},
+		{"panics during init", faultPanicInit, []string{"exit status 2", "panic: helper: panic during init on purpose"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t, exampleBin)
+			s.env = []string{"DAEMONIZE_TEST_HELPER=server", "DAEMONIZE_TEST_FAULT=" + tc.fault}
+			pid := s.start("-upgrade-timeout", "1s")
+			load := s.loadInBackground()
+			s.install(helperBin)
+			for attempt := range 2 { // a later SIGUSR1 can try again
+				s.signal(pid, syscall.SIGUSR1)
+				waitFor(t, 20*time.Second, "the restart to fail", func() bool {
+					return strings.Count(s.read(s.stderr), "restart failed") > attempt
+				})
+			}
+			logged := s.read(s.stderr)
+			for _, want := range tc.log {
+				if !strings.Contains(logged, want) {
+					t.Errorf("the failure log lacks %q:\n%s", want, logged)
+				}
+			}
+			if got := s.mustPID(); got != pid {
+				t.Errorf("pid file names %d after a failed restart, want %d", got, pid)
+			}
+			if body := s.get("/"); !strings.Contains(body, fmt.Sprintf("pid=%d ", pid)) {
+				t.Errorf("GET / = %q, want the old process %d", body, pid)
+			}
+			if kids := childrenOf(pid); len(kids) != 0 {
+				t.Errorf("the failed child is still there: %v", kids)
+			}
+			s.install(exampleV2)
+			newPID, _, _ := s.restart(pid)
+			if body := s.get("/"); !strings.Contains(body, fmt.Sprintf("pid=%d generation=2 version=v2", newPID)) {
+				t.Errorf("after restoring a good binary GET / = %q", body)
+			}
+			load.check(t)
+		})
+	}
+}
+
+// TestRestartSignalStorm sends 20 SIGUSR1 within a few milliseconds and
+// checks that at most two generations are ever alive.
+func TestRestartSignalStorm(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	pid := s.start()
+	load := s.loadInBackground()
+	stop := make(chan struct{})
+	most := make(chan int, 1)
+	go func() {
+		m := 0
+		for {
+			select {
+			case <-stop:
+				most <- m
+				return
+			default:
+			}
+			m = max(m, len(s.processes()))
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	for range 20 {
+		s.signal(pid, syscall.SIGUSR1)
+	}
+	// Then the storm goes to whichever process the pid file names.
+	for range 20 {
+		if p, err := s.readPID(); err == nil {
+			s.track(p)
+			syscall.Kill(p, syscall.SIGUSR1)
+		}
+	}
+	waitFor(t, 30*time.Second, "the storm to settle into one process", func() bool {
+		procs := s.processes()
+		p, err := s.readPID()
+		return err == nil && len(procs) == 1 && procs[0] == p
+	})
+	close(stop)
+	if m := <-most; m > 2 {
+		t.Errorf("%d generations alive at once, want at most 2", m)
+	}
+	final := s.mustPID()
+	if body := s.get("/"); !strings.Contains(body, fmt.Sprintf("pid=%d ", final)) {
+		t.Errorf("GET / = %q, want pid %d", body, final)
+	}
+	load.check(t)
+}
+
+// processes lists the live processes of this server: the ones whose command
+// line names its pid file.
+func (s *server) processes() []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s.pidFile+"\x00") && alive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestStopDuringRestart sends SIGTERM while the new process is not ready:
+// the new one is stopped and reaped, the old one drains and exits, and the
+// pid file is removed.
+func TestStopDuringRestart(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	s.env = []string{"DAEMONIZE_TEST_HELPER=server", "DAEMONIZE_TEST_FAULT=" + faultHang}
+	pid := s.start()
+	s.install(helperBin)
+	s.signal(pid, syscall.SIGUSR1)
+	var child int
+	waitFor(t, 20*time.Second, "the new process to start", func() bool {
+		kids := childrenOf(pid)
+		if len(kids) == 1 {
+			child = kids[0]
+		}
+		return child != 0
+	})
+	req := inFlight(t, s, pid, "/sleep?d=500ms")
+	s.signal(pid, syscall.SIGTERM)
+	if err := <-req; err != nil {
+		t.Errorf("in-flight request: %v", err)
+	}
+	if code := mustExit(t, pid, 20*time.Second); code != 0 {
+		t.Errorf("old process exited %d, want 0", code)
+	}
+	if alive(child) {
+		t.Errorf("the new process %d outlived the stop", child)
+	}
+	if _, err := os.Stat(s.pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file after stop: %v", err)
+	}
+}
+
+// TestParentKilledDuringRestart SIGKILLs the old process while the new one
+// is not ready: the new one carries on and serves once ready; or, if it is
+// never ready, exits after the upgrade timeout instead of hanging.
+func TestParentKilledDuringRestart(t *testing.T) {
+	t.Parallel()
+	for _, ready := range []bool{true, false} {
+		t.Run(fmt.Sprintf("child becomes ready=%v", ready), func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t, exampleBin)
+			gate := filepath.Join(s.dir, "gate")
+			s.env = []string{"DAEMONIZE_TEST_HELPER=server", "DAEMONIZE_TEST_FAULT=" + faultGate, "DAEMONIZE_TEST_GATE=" + gate}
+			pid := s.start("-upgrade-timeout", "2s")
+			s.install(helperBin)
+			s.signal(pid, syscall.SIGUSR1)
+			waitFor(t, 20*time.Second, "the new process to wait at the gate", func() bool {
+				_, err := os.Stat(gate + ".waiting")
+				return err == nil
+			})
+			kids := childrenOf(pid)
+			if len(kids) != 1 {
+				t.Fatalf("children of %d: %v, want one", pid, kids)
+			}
+			child := kids[0]
+			s.track(child)
+			s.signal(pid, syscall.SIGKILL)
+			if err := waitExit(pid, scale(10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if !ready {
+				if code := mustExit(t, child, 20*time.Second); code == 0 {
+					t.Errorf("orphaned child that never became ready exited 0")
+				}
+				if want := "not ready 2s after the old process exited"; !strings.Contains(s.read(s.stderr), want) {
+					t.Errorf("stderr lacks %q", want)
+				}
+				return
+			}
+			os.WriteFile(gate, nil, 0o644)
+			if got := s.waitPIDChange(pid); got != child {
+				t.Fatalf("pid file names %d, want the orphaned child %d", got, child)
+			}
+			if body := s.get("/"); !strings.Contains(body, fmt.Sprintf("pid=%d ", child)) {
+				t.Errorf("GET / = %q, want the child %d serving", body, child)
+			}
+		})
+	}
+}
+
+func TestUDPAndUnixSocketsSurviveRestart(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, helperBin)
+	s.env = []string{"DAEMONIZE_TEST_HELPER=server"}
+	sock := filepath.Join(s.dir, "http.sock")
+	udpConn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpAddr := udpConn.LocalAddr().String()
+	udpConn.Close()
+	s.args = []string{"-udp", udpAddr, "-unix", sock}
+	pid := s.start()
+	before, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpSocket := socketOf(t, pid, udpAddr)
+	for gen := 1; gen <= 3; gen++ {
+		want := fmt.Sprintf("pid=%d generation=%d ", pid, gen)
+		if got := udpAsk(t, udpAddr); !strings.Contains(got, want) {
+			t.Errorf("UDP answer %q, want %q", got, want)
+		}
+		if got := unixGet(t, sock); !strings.Contains(got, want) {
+			t.Errorf("unix socket answer %q, want %q", got, want)
+		}
+		if got := socketOf(t, pid, udpAddr); got != udpSocket {
+			t.Errorf("generation %d uses UDP socket %s, want the inherited %s", gen, got, udpSocket)
+		}
+		if gen < 3 {
+			pid, _, _ = s.restart(pid)
+		}
+	}
+	after, err := os.Stat(sock)
+	if err != nil || !os.SameFile(before, after) {
+		t.Errorf("unix socket file replaced across restarts: %v", err)
+	}
+	s.signal(pid, syscall.SIGTERM)
+	mustExit(t, pid, 20*time.Second)
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("unix socket file left after the stop: %v", err)
+	}
+}
+
+// socketOf returns the socket inode that pid has bound to the UDP address.
+func socketOf(t *testing.T, pid int, addr string) string {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/udp", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf("0100007F:%04X", p)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 9 && f[1] == local {
+			return f[9]
+		}
+	}
+	t.Fatalf("no UDP socket on %s", addr)
+	return ""
+}
+
+func udpAsk(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 512)
+	for range 50 {
+		c.Write([]byte("hi"))
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if n, err := c.Read(buf); err == nil {
+			return string(buf[:n])
+		}
+	}
+	t.Fatalf("no UDP answer from %s", addr)
+	return ""
+}
+
+func unixGet(t *testing.T, path string) string {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		},
+	}}
+	resp, err := c.Get("http://unix/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestForegroundRestart restarts a server that runs in the foreground: the
+// old process exits 0 and the new one, its child, serves on.
+func TestForegroundRestart(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	cmd := s.foreground()
+	waitFor(t, 20*time.Second, "the pid file", func() bool {
+		p, err := s.readPID()
+		return err == nil && p == cmd.Process.Pid
+	})
+	s.signal(cmd.Process.Pid, syscall.SIGUSR1)
+	child := s.waitPIDChange(cmd.Process.Pid)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("old foreground process: %v", err)
+	}
+	if body := s.get("/"); !strings.Contains(body, fmt.Sprintf("pid=%d generation=2", child)) {
+		t.Errorf("GET / = %q", body)
+	}
+	s.signal(child, syscall.SIGTERM)
+	if code := mustExit(t, child, 20*time.Second); code != 0 {
+		t.Errorf("new process exited %d", code)
+	}
+}
+
+// backgroundLoad is a light load that runs for the length of a test.
+type backgroundLoad struct {
+	cancel context.CancelFunc
+	result chan *load.Result
+}
+
+func (s *server) loadInBackground() *backgroundLoad {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &backgroundLoad{cancel: cancel, result: make(chan *load.Result, 1)}
+	go func() {
+		b.result <- load.Run(ctx, load.Config{Addr: s.addr, KeepAlive: 1, NewConn: 1, MaxDuration: scale(5 * time.Minute)})
+	}()
+	s.t.Cleanup(cancel)
+	return b
+}
+
+func (b *backgroundLoad) check(t *testing.T) {
+	t.Helper()
+	b.cancel()
+	res := <-b.result
+	if res.Failed != 0 || res.Requests == 0 {
+		t.Errorf("background load: %v; first errors %q", res, res.FirstErrs)
+	}
+}
