@@ -52,7 +52,9 @@
 //   - If the new process exits, crashes or is not ready within
 //     [Options.UpgradeTimeout], it is stopped (SIGTERM, then SIGKILL after
 //     5 s) and reaped, the old one keeps serving, and [Daemon.Restart]
-//     returns a [*RestartError] saying why.
+//     returns a [*RestartError] saying why. A new process that never reached
+//     [New] (a wrong file installed, a hang in init) has not told the old one
+//     its pid; it gets SIGKILL 6 s after the timeout.
 //   - If the old process dies (even by SIGKILL) before the new one is ready,
 //     the new one carries on alone: it serves once ready, and exits if it is
 //     not ready within UpgradeTimeout. It never hangs waiting for a parent.

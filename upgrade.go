@@ -267,12 +267,13 @@ func (d *Daemon) giveUp(result <-chan error, why error) error {
 	}
 	pid, _ := d.handoff.child()
 	if pid == 0 {
-		// The child has not reached New: only tableflip knows its pid.
+		// The child has not reached New, so it cannot have been told
+		// how to stop, and only tableflip knows its pid: tableflip kills
+		// it, at once when stopping, else at its own (later) timeout.
 		if errors.Is(why, ErrStopping) {
 			d.upg.Stop()
 		}
-		<-result
-		return why
+		return fmt.Errorf("%w; %v", why, <-result)
 	}
 	signalProcess(pid, syscall.SIGTERM)
 	grace := time.NewTimer(killGrace)

@@ -425,3 +425,66 @@ func TestForeground(t *testing.T) {
 		})
 	}
 }
+
+// TestLaunchTimesOut starts a daemon that never becomes ready: the launcher
+// gives up after the start timeout, stops the daemon and exits 1.
+func TestLaunchTimesOut(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, helperBin)
+	s.env = []string{"DAEMONIZE_TEST_HELPER=server", "DAEMONIZE_TEST_FAULT=" + faultHang}
+	code, out := s.launch("-start-timeout", "500ms")
+	if code != 1 || !strings.Contains(out, "not ready within 500ms") {
+		t.Errorf("exit %d, output %q; want 1 and the timeout", code, out)
+	}
+	if left := s.processes(); len(left) != 0 {
+		t.Errorf("daemon left running after the launcher gave up: %v", left)
+	}
+}
+
+// TestDrainDeadline stops a server whose request outlasts the drain: it
+// exits non-zero at the deadline and says what was still running.
+func TestDrainDeadline(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	pid := s.start("-drain", "300ms")
+	req := inFlight(t, s, pid, "/sleep?d=1m")
+	s.signal(pid, syscall.SIGTERM)
+	if code := mustExit(t, pid, 20*time.Second); code == 0 {
+		t.Errorf("exit 0 after the drain deadline passed, want non-zero")
+	}
+	if err := <-req; err == nil {
+		t.Errorf("the request outlived its server")
+	}
+	if want := "1 requests still running"; !strings.Contains(s.read(s.stderr), want) {
+		t.Errorf("stderr lacks %q:\n%s", want, s.read(s.stderr))
+	}
+	if _, err := os.Stat(s.pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file after exit: %v", err)
+	}
+}
+
+func TestDirUmaskAndSharedOutput(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, helperBin)
+	s.env = []string{"DAEMONIZE_TEST_HELPER=server"}
+	s.stderr = s.stdout // one file for both
+	pid := s.start("-dir", "/", "-umask", "027")
+	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); cwd != "/" {
+		t.Errorf("working directory %s, want /", cwd)
+	}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if !strings.Contains(string(status), "Umask:\t0027") {
+		t.Errorf("umask not 0027:\n%s", status)
+	}
+	a, _ := os.Stat(fmt.Sprintf("/proc/%d/fd/1", pid))
+	b, _ := os.Stat(fmt.Sprintf("/proc/%d/fd/2", pid))
+	if fdTarget(t, pid, 1) != s.stdout || !os.SameFile(a, b) {
+		t.Errorf("fds 1 and 2 are %s and %s, want both %s", fdTarget(t, pid, 1), fdTarget(t, pid, 2), s.stdout)
+	}
+	// A restart keeps the directory and the umask.
+	s.signal(pid, syscall.SIGUSR1)
+	next := s.waitPIDChange(pid)
+	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", next)); cwd != "/" {
+		t.Errorf("generation 2 working directory %s, want /", cwd)
+	}
+}

@@ -4,12 +4,15 @@ package integration_test
 
 import (
 	"flag"
+	"io/fs"
 	"fmt"
 	"log"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/daemonize-dev/daemonize"
@@ -26,6 +29,7 @@ const (
 	faultPanicInit       = "panic-init"        // panic before New
 	faultPanicAfterReady = "panic-after-ready" // panic in a goroutine once ready
 	faultGate            = "gate"              // call Ready only once the file DAEMONIZE_TEST_GATE exists
+	faultHangIgnoreTERM  = "hang-ignore-term"  // never call Ready, and ignore SIGTERM
 )
 
 // runHelper runs the test binary as a helper process instead of the tests.
@@ -51,22 +55,26 @@ func helperServer(fault string) {
 	case faultPanicInit:
 		panic("helper: panic during init on purpose")
 	}
-	fs := flag.NewFlagSet("helper", flag.ExitOnError)
-	addr := fs.String("addr", "", "")
-	pidFile := fs.String("pidfile", "", "")
-	stdout := fs.String("stdout", "", "")
-	stderr := fs.String("stderr", "", "")
-	detach := fs.Bool("detach", false, "")
-	drain := fs.Duration("drain", 0, "")
-	upgradeTimeout := fs.Duration("upgrade-timeout", 0, "")
-	fs.Bool("access-log", false, "")
-	udp := fs.String("udp", "", "also answer datagrams on this UDP address")
-	unixPath := fs.String("unix", "", "also serve HTTP on this unix socket")
-	fs.Parse(os.Args[1:])
+	flags := flag.NewFlagSet("helper", flag.ExitOnError)
+	addr := flags.String("addr", "", "")
+	pidFile := flags.String("pidfile", "", "")
+	stdout := flags.String("stdout", "", "")
+	stderr := flags.String("stderr", "", "")
+	detach := flags.Bool("detach", false, "")
+	drain := flags.Duration("drain", 0, "")
+	upgradeTimeout := flags.Duration("upgrade-timeout", 0, "")
+	flags.Bool("access-log", false, "")
+	startTimeout := flags.Duration("start-timeout", 0, "")
+	dir := flags.String("dir", "", "")
+	umask := flags.Uint("umask", 0, "")
+	udp := flags.String("udp", "", "also answer datagrams on this UDP address")
+	unixPath := flags.String("unix", "", "also serve HTTP on this unix socket")
+	flags.Parse(os.Args[1:])
 
 	d, err := daemonize.New(daemonize.Options{
 		Detach: *detach, Stdout: *stdout, Stderr: *stderr, PIDFile: *pidFile,
-		DrainTimeout: *drain, UpgradeTimeout: *upgradeTimeout,
+		DrainTimeout: *drain, UpgradeTimeout: *upgradeTimeout, StartTimeout: *startTimeout,
+		Dir: *dir, Umask: fs.FileMode(*umask),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
@@ -79,6 +87,13 @@ func helperServer(fault string) {
 	hello := fmt.Sprintf("pid=%d generation=%d version=helper\n", os.Getpid(), d.Generation())
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, hello) })
+	mux.HandleFunc("GET /restart", func(w http.ResponseWriter, r *http.Request) {
+		if err := d.Restart(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "restarted")
+	})
 	mux.HandleFunc("GET /env", func(w http.ResponseWriter, r *http.Request) {
 		out, err := exec.Command("env").Output()
 		if err != nil {
@@ -116,6 +131,9 @@ func helperServer(fault string) {
 		}()
 	}
 	switch fault {
+	case faultHangIgnoreTERM:
+		signal.Ignore(syscall.SIGTERM)
+		select {}
 	case faultHang:
 		select {}
 	case faultGate:

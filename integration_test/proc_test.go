@@ -204,6 +204,18 @@ func (s *server) install(bin string) {
 	}
 }
 
+// installScript puts a shell script at the server's path by rename.
+func (s *server) installScript(script string) {
+	s.t.Helper()
+	tmp := s.bin + ".new"
+	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, s.bin); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
 // flags returns the example's command line for this server.
 func (s *server) flags(extra ...string) []string {
 	args := []string{"-addr", s.addr, "-pidfile", s.pidFile, "-stdout", s.stdout, "-stderr", s.stderr, "-drain", scale(10 * time.Second).String(), "-upgrade-timeout", scale(10 * time.Second).String()}

@@ -21,15 +21,15 @@ import (
 )
 
 // restart sends SIGUSR1 to pid and waits until a new process is ready and
-// pid has exited. It returns the new pid and the two latencies.
+// pid has exited with status 0. It returns the new pid and the two latencies.
 func (s *server) restart(pid int) (newPID int, ready, gone time.Duration) {
 	s.t.Helper()
 	t0 := time.Now()
 	s.signal(pid, syscall.SIGUSR1)
 	newPID = s.waitPIDChange(pid)
 	ready = time.Since(t0)
-	if err := waitExit(pid, scale(30*time.Second)); err != nil {
-		s.t.Fatal(err)
+	if code := mustExit(s.t, pid, 30*time.Second); code != 0 {
+		s.t.Errorf("old process %d exited %d after handing over, want 0", pid, code)
 	}
 	return newPID, ready, time.Since(t0)
 }
@@ -507,4 +507,98 @@ func (b *backgroundLoad) check(t *testing.T) {
 	if res.Failed != 0 || res.Requests == 0 {
 		t.Errorf("background load: %v; first errors %q", res, res.FirstErrs)
 	}
+}
+
+// TestRestartKeepsProcessSetup checks what the new process inherits: the
+// executable path, arguments, session, working directory and output files.
+func TestRestartKeepsProcessSetup(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	s.args = []string{"-access-log"}
+	pid := s.start()
+	want := describe(t, pid)
+	pid, _, _ = s.restart(pid)
+	if got := describe(t, pid); got != want {
+		t.Errorf("generation 2:\n%s\ngeneration 1:\n%s", got, want)
+	}
+}
+
+// describe sums up the process setup a restart must keep.
+func describe(t *testing.T, pid int) string {
+	t.Helper()
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	st := readStat(t, pid)
+	return fmt.Sprintf("exe %s\nargs %q\nsession %d\ncwd %s\nfd0 %s\nfd1 %s\nfd2 %s",
+		exe, strings.Split(string(cmdline), "\x00"), st.sid, cwd,
+		fdTarget(t, pid, 0), fdTarget(t, pid, 1), fdTarget(t, pid, 2))
+}
+
+func TestRestartFromCode(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, helperBin)
+	s.env = []string{"DAEMONIZE_TEST_HELPER=server"}
+	pid := s.start()
+	if body := s.get("/restart"); !strings.Contains(body, "restarted") {
+		t.Fatalf("GET /restart = %q", body)
+	}
+	next := s.waitPIDChange(pid)
+	if code := mustExit(t, pid, 30*time.Second); code != 0 {
+		t.Errorf("old process exited %d", code)
+	}
+	// A failed restart reports why to the caller.
+	s.installScript("#!/bin/sh\necho no luck >&2\nexit 3\n")
+	_, err := s.tryGet("/restart")
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") || !strings.Contains(err.Error(), "no luck") {
+		t.Errorf("GET /restart with a broken binary: %v; want the exit status and its stderr", err)
+	}
+	if got := s.mustPID(); got != next {
+		t.Errorf("pid file names %d, want %d", got, next)
+	}
+}
+
+// TestChildIgnoringSIGTERMIsKilled installs new binaries that never become
+// ready and ignore SIGTERM: one built on daemonize, which gets SIGTERM at
+// the upgrade timeout and SIGKILL 5 s later, and a script, which never told
+// the parent its pid and gets SIGKILL from tableflip's backstop timeout.
+// Either way the old process keeps serving and no child is left.
+func TestChildIgnoringSIGTERMIsKilled(t *testing.T) {
+	t.Parallel()
+	t.Run("daemonize program", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(t, exampleBin)
+		s.env = []string{"DAEMONIZE_TEST_HELPER=server", "DAEMONIZE_TEST_FAULT=" + faultHangIgnoreTERM}
+		pid := s.start("-upgrade-timeout", "500ms")
+		s.install(helperBin)
+		s.expectFailedRestart(pid, "signal: killed")
+	})
+	t.Run("script", func(t *testing.T) {
+		t.Parallel()
+		s := newServer(t, exampleBin)
+		pid := s.start("-upgrade-timeout", "500ms")
+		s.installScript("#!/bin/sh\ntrap '' TERM\nexec sleep 600\n")
+		s.expectFailedRestart(pid, "timed out")
+	})
+}
+
+// expectFailedRestart sends SIGUSR1 and waits for the restart to fail with
+// a log line saying want; the old process must still serve, alone.
+func (s *server) expectFailedRestart(pid int, want string) {
+	t := s.t
+	t.Helper()
+	s.signal(pid, syscall.SIGUSR1)
+	waitFor(t, 20*time.Second, "the restart to fail", func() bool {
+		return strings.Contains(s.read(s.stderr), "restart failed")
+	})
+	if logged := s.read(s.stderr); !strings.Contains(logged, want) {
+		t.Errorf("the failure log lacks %q:\n%s", want, logged)
+	}
+	if kids := childrenOf(pid); len(kids) != 0 {
+		t.Errorf("children left: %v", kids)
+	}
+	s.get("/")
 }
