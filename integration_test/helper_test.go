@@ -4,8 +4,8 @@ package integration_test
 
 import (
 	"flag"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"log"
 	"log/slog"
 	"net/http"
