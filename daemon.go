@@ -172,6 +172,12 @@ type Daemon struct {
 	launcher *os.File // pipe to the launching process, until ready
 	parent   int      // the parent's pid, for a restarted child
 
+	notify         notifier
+	statusMu       sync.Mutex
+	status         Status
+	restarts       int   // restart attempts of the service, from the hand-off
+	attemptStarted int64 // when the restart that started this process began
+
 	mu         sync.Mutex
 	readyDone  bool
 	drains     []func(context.Context) error
@@ -289,6 +295,7 @@ func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 		}
 	}
 	restarted := os.Getenv(envTableflip) != ""
+	d.notify = systemdEnv()
 	if report == nil && !restarted && (o.Stdout != "" || o.Stderr != "") {
 		if err := redirect(o.Stdout, o.Stderr); err != nil {
 			return d, err
@@ -310,6 +317,9 @@ func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 			return d, err
 		}
 	} else {
+		if d.fds.inherited, d.fds.activated, err = activatedSockets(); err != nil {
+			return d, err
+		}
 		h, err := newHandoff()
 		if err == nil {
 			err = upg.AddFile(handoffName, h.f)
@@ -327,6 +337,19 @@ func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 		if err := upg.AddFile(pidLockName, d.pid.lock); err != nil {
 			return d, fmt.Errorf("daemonize: %w", err)
 		}
+	}
+	d.status = Status{
+		PID:            os.Getpid(),
+		Generation:     d.gen,
+		State:          StateStarting,
+		Executable:     exe,
+		Started:        time.Now(),
+		ServiceStarted: d.started,
+		Restarts:       d.restarts,
+	}
+	if !restarted {
+		d.setStatus(func(*Status) {})
+		d.notify.startWatchdog(0, d.logError)
 	}
 	notifySignals(d.sigs)
 	go d.run()
@@ -352,6 +375,8 @@ func (d *Daemon) inherit() error {
 	}
 	d.gen = m.Generation
 	d.started = time.Unix(0, m.Started)
+	d.restarts, d.attemptStarted = m.Restarts, m.AttemptStarted
+	d.notify.socket, d.notify.watchdog = m.NotifySocket, time.Duration(m.WatchdogUSec)*time.Microsecond
 	d.fds.inherited = m.Files
 	if lock, err := d.upg.File(pidLockName); err != nil {
 		return fmt.Errorf("daemonize: %w", err)
@@ -460,6 +485,16 @@ func (d *Daemon) ready() error {
 			return err
 		}
 	}
+	d.setStatus(func(st *Status) {
+		st.State = StateReady
+		if d.parent != 0 {
+			st.Previous = &PreviousStatus{PID: d.parent, State: StateDraining}
+			st.LastRestart = &RestartStatus{
+				Attempt: d.restarts, Started: time.Unix(0, d.attemptStarted), Ended: time.Now(),
+				OK: true, OldPID: d.parent, NewPID: os.Getpid(),
+			}
+		}
+	})
 	close(d.readyC) // listeners accept from now on
 	if err := d.upg.Ready(); err != nil && os.Getppid() == d.parent {
 		return fmt.Errorf("daemonize: %w", err)
@@ -471,7 +506,26 @@ func (d *Daemon) ready() error {
 	}
 	d.readyDone = true
 	d.log.Info("daemonize: ready", "pid", os.Getpid(), "generation", d.gen)
+	if d.parent == 0 {
+		d.logError(d.notify.send("READY=1", "STATUS="+d.describe()))
+	} else {
+		// The old process tells systemd, with MAINPID, once it knows;
+		// until then systemd would not accept this one's messages.
+		d.notify.startWatchdog(d.notify.watchdog/2, d.logError)
+	}
 	return nil
+}
+
+// describe sums up this process for systemd's STATUS line.
+func (d *Daemon) describe() string {
+	return fmt.Sprintf("serving: generation %d, pid %d", d.gen, os.Getpid())
+}
+
+// logError logs err, if any.
+func (d *Daemon) logError(err error) {
+	if err != nil {
+		d.log.Error(err.Error())
+	}
 }
 
 // isReady reports whether Ready has succeeded. It waits for a Ready that
@@ -590,10 +644,15 @@ func (d *Daemon) cleanup() {
 	d.upg.Stop()
 }
 
-// beginStop closes the Stopping channel, once.
+// beginStop closes the Stopping channel, once. The process that serves
+// the service says it stops; one that handed over just drains.
 func (d *Daemon) beginStop(why string) {
 	d.stopOnce.Do(func() {
 		d.log.Info("daemonize: stopping", "pid", os.Getpid(), "reason", why)
+		if d.successorPID() == 0 {
+			d.setStatus(func(st *Status) { st.State = StateStopping })
+			d.logError(d.notify.send("STOPPING=1", "STATUS=stopping: draining"))
+		}
 		close(d.stopC)
 	})
 }

@@ -35,6 +35,13 @@ func signalProcess(pid int, sig syscall.Signal) { syscall.Kill(pid, sig) }
 
 func setUmask(mask fs.FileMode) { unix.Umask(int(mask)) }
 
+// monotonicUSec reads CLOCK_MONOTONIC in microseconds, as systemd does.
+func monotonicUSec() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano() / 1000
+}
+
 func setCloseOnExec(f *os.File) { unix.CloseOnExec(int(f.Fd())) }
 
 // isTerminal reports whether f is a character device other than /dev/null.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -37,12 +38,17 @@ type entry struct {
 	Bound   string `json:"bound,omitempty"`   // the address the socket is bound to
 }
 
-// manifest is what a parent tells its child about the files it passes.
+// manifest is what a parent tells its child: the files it passes and the
+// service's state that outlives a generation.
 type manifest struct {
-	Version    int     `json:"v"`
-	Generation int     `json:"gen"`   // the child's generation: 2 for the first restart
-	Started    int64   `json:"start"` // first generation's start, Unix nanoseconds
-	Files      []entry `json:"files"`
+	Version        int     `json:"v"`
+	Generation     int     `json:"gen"`   // the child's generation: 2 for the first restart
+	Started        int64   `json:"start"` // first generation's start, Unix nanoseconds
+	Restarts       int     `json:"restarts"`
+	AttemptStarted int64   `json:"attempt_start"` // when this restart began, Unix nanoseconds
+	NotifySocket   string  `json:"notify_socket,omitempty"`
+	WatchdogUSec   int64   `json:"watchdog_usec,omitempty"`
+	Files          []entry `json:"files"`
 }
 
 const manifestVersion = 1
@@ -97,6 +103,7 @@ type fdSet struct {
 	used      []entry // passed on at the next restart
 	ready     bool    // Ready was called: no more listeners
 	readyC    <-chan struct{}
+	activated map[string]*os.File // sockets systemd passed, by entry name, until claimed
 }
 
 // errAfterReady says a listener or file was asked for after Ready.
@@ -106,9 +113,6 @@ func errAfterReady(what string) error {
 
 // listen returns the listener inherited for network and addr, or binds one.
 func (s *fdSet) listen(network, addr string) (net.Listener, error) {
-	if err := checkAddr("Listen", network, addr); err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ready {
@@ -125,6 +129,9 @@ func (s *fdSet) listen(network, addr string) (net.Listener, error) {
 		}
 		s.used = append(s.used, e)
 		return s.gate(ln), nil
+	}
+	if err := checkAddr("Listen", network, addr); err != nil {
+		return nil, err
 	}
 	ln, err := s.lc.Listen(context.Background(), network, addr)
 	if err != nil {
@@ -176,9 +183,6 @@ func (l *gatedListener) Close() error {
 // listenPacket returns the packet socket inherited for network and addr, or
 // binds one.
 func (s *fdSet) listenPacket(network, addr string) (net.PacketConn, error) {
-	if err := checkAddr("ListenPacket", network, addr); err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ready {
@@ -195,6 +199,9 @@ func (s *fdSet) listenPacket(network, addr string) (net.PacketConn, error) {
 		}
 		s.used = append(s.used, e)
 		return pc, nil
+	}
+	if err := checkAddr("ListenPacket", network, addr); err != nil {
+		return nil, err
 	}
 	pc, err := s.lc.ListenPacket(context.Background(), network, addr)
 	if err != nil {
@@ -266,8 +273,9 @@ func (s *fdSet) add(kind, network, addr, bound string, x any) error {
 }
 
 // claim takes the inherited entry that matches, first by the address string
-// as asked for, then by the address the socket is bound to (so that
-// "localhost:8080" finds a socket asked for as "127.0.0.1:8080").
+// as asked for (or the name systemd gave a socket it passed), then by the
+// address the socket is bound to (so that "localhost:8080" finds a socket
+// asked for as "127.0.0.1:8080").
 func (s *fdSet) claim(kind, network, addr string) (*os.File, entry, error) {
 	i := slices.IndexFunc(s.inherited, func(e entry) bool {
 		return e.Kind == kind && e.Network == network && e.Addr == addr
@@ -282,8 +290,15 @@ func (s *fdSet) claim(kind, network, addr string) (*os.File, entry, error) {
 	}
 	e := s.inherited[i]
 	s.inherited = slices.Delete(s.inherited, i, i+1)
-	f, err := s.files.File(e.Name)
-	if err == nil && f == nil {
+	var f *os.File
+	var err error
+	if af := s.activated[e.Name]; af != nil {
+		// A socket systemd passed: from now on it travels like ours.
+		delete(s.activated, e.Name)
+		if err = s.files.AddFile(e.Name, af); err == nil {
+			f = af
+		}
+	} else if f, err = s.files.File(e.Name); err == nil && f == nil {
 		err = errors.New("descriptor missing")
 	}
 	if err != nil {
@@ -408,7 +423,43 @@ func (s *fdSet) markReady() []entry {
 	s.ready = true
 	left := s.inherited
 	s.inherited = nil
+	for _, f := range s.activated {
+		f.Close()
+	}
+	s.activated = nil
 	return left
+}
+
+// maxListenFDs bounds LISTEN_FDS, far above what a unit can pass.
+const maxListenFDs = 4096
+
+// parseListenEnv reads systemd's socket activation variables: how many
+// descriptors from 3 up were passed to the process self, and their names.
+// Variables meant for another process (LISTEN_PID differs) give 0.
+func parseListenEnv(pid, fds, names string, self int) ([]string, error) {
+	if pid == "" && fds == "" {
+		return nil, nil
+	}
+	if p, err := strconv.Atoi(pid); err != nil || p != self {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(fds)
+	if err != nil || n < 0 || n > maxListenFDs {
+		return nil, fmt.Errorf("daemonize: LISTEN_FDS=%q: want the number of sockets passed, 0 to %d", truncate(fds, 20), maxListenFDs)
+	}
+	list := make([]string, n)
+	if names != "" {
+		list = strings.Split(names, ":")
+		if len(list) != n {
+			return nil, fmt.Errorf("daemonize: LISTEN_FDNAMES has %d names for LISTEN_FDS=%d sockets", len(list), n)
+		}
+	}
+	for i, name := range list {
+		if name == "" {
+			list[i] = "unknown" // what sd_listen_fds_with_names says
+		}
+	}
+	return list, nil
 }
 
 // handoff is the file a parent and its restarted child share: a control

@@ -118,12 +118,21 @@ func (p *pidFile) write(pid int) error {
 	if err := checkPIDPath(p.path); err != nil {
 		return err
 	}
-	dir, base := filepath.Split(p.path)
-	tmp, err := os.CreateTemp(dir, "."+base+".*")
-	if err != nil {
+	if err := writeAtomic(p.path, []byte(strconv.Itoa(pid)+"\n")); err != nil {
 		return fmt.Errorf("daemonize: pid file %s: %w", p.path, err)
 	}
-	_, err = tmp.WriteString(strconv.Itoa(pid) + "\n")
+	return nil
+}
+
+// writeAtomic replaces the file at path with data, mode 0644, by renaming a
+// new file over it: never through a symbolic link, never half-written.
+func writeAtomic(path string, data []byte) error {
+	dir, base := filepath.Split(path)
+	tmp, err := os.CreateTemp(dir, "."+base+".*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
 	if err == nil {
 		err = tmp.Chmod(0o644)
 	}
@@ -131,18 +140,21 @@ func (p *pidFile) write(pid int) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp.Name(), p.path)
+		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("daemonize: pid file %s: %w", p.path, err)
 	}
-	return nil
+	return err
 }
 
-// remove deletes the pid file if it still names pid, and with release also
-// the lock file, as the last process of the service stops.
+// remove deletes the pid file and the status file if they still name pid,
+// and with release also the lock file, as the last process of the service
+// stops.
 func (p *pidFile) remove(pid int, release bool) {
+	if st, err := ReadStatus(p.path); err == nil && st.PID == pid {
+		os.Remove(StatusPath(p.path))
+	}
 	if got, err := ReadPIDFile(p.path); err == nil && got == pid {
 		os.Remove(p.path)
 	}

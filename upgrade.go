@@ -70,9 +70,15 @@ func (d *Daemon) run() {
 		stopSignals int
 		stopAfter   bool // stop once the running restart has ended
 	)
+	var began time.Time // of the running attempt
 	start := func() {
+		d.restarts++
+		began = time.Now()
+		n := d.restarts
+		d.setStatus(func(st *Status) { st.State, st.Restarts = StateUpgrading, n })
+		d.logError(d.notify.send(reloading(fmt.Sprintf("restarting: generation %d", d.gen+1))...))
 		attempt, abort = make(chan error, 1), make(chan struct{})
-		go func() { attempt <- d.upgrade(abort) }()
+		go func() { attempt <- d.upgrade(abort, n, began) }()
 	}
 	request := func(reply chan<- error) {
 		select {
@@ -133,13 +139,9 @@ func (d *Daemon) run() {
 		case reply := <-d.requests:
 			request(reply)
 		case err := <-attempt:
-			// Logged here, once the attempt is over, so that a SIGUSR1
-			// sent after the line appears starts a new attempt.
-			if err != nil {
-				d.log.Error(err.Error())
-			} else {
-				d.log.Info("daemonize: restart done; draining", "new_pid", d.successorPID())
-			}
+			// Reported here, once the attempt is over, so that a SIGUSR1
+			// sent after the report starts a new attempt.
+			d.reportRestart(err, began)
 			attempt = nil
 			for _, w := range waiters {
 				w <- err
@@ -158,7 +160,9 @@ func (d *Daemon) run() {
 			}
 		case <-parentGone:
 			parentGone = nil
-			if !d.isReady() {
+			if d.isReady() {
+				d.setStatus(func(st *Status) { st.Previous = nil })
+			} else {
 				d.log.Warn("daemonize: the old process exited before this one was ready; serving alone once ready", "limit", d.opts.UpgradeTimeout)
 				orphaned = time.After(d.opts.UpgradeTimeout)
 			}
@@ -172,6 +176,33 @@ func (d *Daemon) run() {
 			}
 		}
 	}
+}
+
+// reportRestart logs the outcome of a restart attempt and writes it to the
+// status file and to systemd. After a success the new process owns the
+// status file, and it gets to be systemd's main process.
+func (d *Daemon) reportRestart(err error, began time.Time) {
+	if err == nil {
+		pid := d.successorPID()
+		d.log.Info("daemonize: restart done; draining", "new_pid", pid)
+		d.notify.stopWatchdog()
+		d.logError(d.notify.send(fmt.Sprintf("MAINPID=%d", pid), "READY=1",
+			fmt.Sprintf("STATUS=serving: generation %d, pid %d", d.gen+1, pid)))
+		return
+	}
+	d.log.Error(err.Error())
+	var re *RestartError
+	if !errors.As(err, &re) {
+		re = &RestartError{Err: err}
+	}
+	d.setStatus(func(st *Status) {
+		st.State = StateReady
+		st.LastRestart = &RestartStatus{
+			Attempt: st.Restarts, Started: began, Ended: time.Now(),
+			OldPID: os.Getpid(), NewPID: re.PID, Error: re.Error(), Stderr: re.Stderr,
+		}
+	})
+	d.logError(d.notify.send("READY=1", "STATUS=restart failed, still "+d.describe()+": "+truncate(oneLine(re.Error()), 200)))
 }
 
 // successorPID returns the pid of the process that took over, or 0.
@@ -190,16 +221,19 @@ func (d *Daemon) signalSuccessor(sig syscall.Signal) {
 
 // upgrade runs one restart: start the child, wait for it to be ready, and
 // stop it if it is not ready in time or abort is closed.
-func (d *Daemon) upgrade(abort <-chan struct{}) error {
-	began := time.Now()
+func (d *Daemon) upgrade(abort <-chan struct{}, attempt int, began time.Time) error {
 	d.log.Info("daemonize: restarting", "executable", d.exe, "generation", d.gen+1)
 	if err := checkExecutable(d.exe); err != nil {
 		return &RestartError{Err: err}
 	}
 	err := d.handoff.begin(manifest{
-		Generation: d.gen + 1,
-		Started:    d.started.UnixNano(),
-		Files:      d.fds.passOn(),
+		Generation:     d.gen + 1,
+		Started:        d.started.UnixNano(),
+		Restarts:       attempt,
+		AttemptStarted: began.UnixNano(),
+		NotifySocket:   d.notify.socket,
+		WatchdogUSec:   d.notify.watchdog.Microseconds(),
+		Files:          d.fds.passOn(),
 	})
 	if err != nil {
 		return &RestartError{Err: err}
