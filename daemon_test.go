@@ -1,6 +1,7 @@
 package daemonize
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,22 @@ func TestCheckExecutable(t *testing.T) {
 		if err := checkExecutable(path); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("checkExecutable(%s) = %v, want %q", path, err, want)
 		}
+	}
+}
+
+func TestTableflipChild(t *testing.T) {
+	for in, want := range map[string]int{
+		"child pid=42 exited: exit status 1": 42,
+		"new child pid=7 timed out":          7,
+		"can't start child: fork/exec":       0,
+		"pid=":                               0,
+		"pid=123":                            123,
+	} {
+		if got := tableflipChild(errors.New(in)); got != want {
+			t.Errorf("tableflipChild(%q) = %d, want %d", in, got, want)
+		}
+	}
+	if tableflipChild(nil) != 0 {
+		t.Errorf("tableflipChild(nil) != 0")
 	}
 }

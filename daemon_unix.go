@@ -33,6 +33,9 @@ func notifySignals(c chan<- os.Signal) {
 
 func signalProcess(pid int, sig syscall.Signal) { syscall.Kill(pid, sig) }
 
+// processExists reports whether pid exists, a zombie included.
+func processExists(pid int) bool { return syscall.Kill(pid, 0) != syscall.ESRCH }
+
 func setUmask(mask fs.FileMode) { unix.Umask(int(mask)) }
 
 // monotonicUSec reads CLOCK_MONOTONIC in microseconds, as systemd does.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -80,30 +81,42 @@ func (d *Daemon) run() {
 		attempt, abort = make(chan error, 1), make(chan struct{})
 		go func() { attempt <- d.upgrade(abort, n, began) }()
 	}
+	// request asks for a restart: from code with a reply channel, from
+	// SIGUSR1 without. A signal that comes before Ready, or while the
+	// previous generation still drains, is kept and acted on once the way
+	// is clear: a deploy's request is never dropped.
 	request := func(reply chan<- error) {
 		select {
 		case <-d.stopC:
-			reply <- fmt.Errorf("daemonize: restart: %w", ErrStopping)
+			if reply != nil {
+				reply <- fmt.Errorf("daemonize: restart: %w", ErrStopping)
+			} else {
+				d.log.Info("daemonize: restart signal ignored: stopping")
+			}
 			return
 		default:
 		}
-		if !d.isReady() {
+		ready := d.isReady()
+		if !ready && reply != nil {
 			reply <- fmt.Errorf("daemonize: restart before Ready: %w", ErrNotReady)
 			return
 		}
-		waiters = append(waiters, reply)
+		if reply != nil {
+			waiters = append(waiters, reply)
+		}
 		switch {
 		case attempt != nil:
 			d.log.Info("daemonize: restart already running; request joins it")
-		case parentGone != nil:
+		case !ready || parentGone != nil:
 			if !pending {
-				d.log.Info("daemonize: restart waits until the previous generation has exited", "pid", d.parent)
+				d.log.Info("daemonize: restart waits until this process is ready and the previous generation has exited")
 			}
 			pending = true
 		default:
 			start()
 		}
 	}
+	readyC := d.readyC
 	for {
 		select {
 		case sig := <-d.sigs:
@@ -113,7 +126,7 @@ func (d *Daemon) run() {
 					d.log.Error(err.Error())
 				}
 			case sigRestart:
-				request(make(chan error, 1))
+				request(nil)
 			default:
 				stopSignals++
 				if stopSignals > 1 {
@@ -158,17 +171,23 @@ func (d *Daemon) run() {
 			case err == nil:
 				d.beginStop("handed over to the new process")
 			}
+		case <-readyC:
+			readyC = nil
+			if pending && parentGone == nil && d.isReady() {
+				pending = false
+				start()
+			}
 		case <-parentGone:
 			parentGone = nil
 			if d.isReady() {
 				d.setStatus(func(st *Status) { st.Previous = nil })
+				if pending {
+					pending = false
+					start()
+				}
 			} else {
 				d.log.Warn("daemonize: the old process exited before this one was ready; serving alone once ready", "limit", d.opts.UpgradeTimeout)
 				orphaned = time.After(d.opts.UpgradeTimeout)
-			}
-			if pending {
-				pending = false
-				start()
 			}
 		case <-orphaned:
 			if !d.isReady() {
@@ -251,6 +270,9 @@ func (d *Daemon) upgrade(abort <-chan struct{}, attempt int, began time.Time) er
 		err = d.giveUp(result, fmt.Errorf("stopped: this process got a stop signal: %w", ErrStopping))
 	}
 	pid, msg := d.handoff.child()
+	if pid == 0 {
+		pid = tableflipChild(err)
+	}
 	if err == nil {
 		d.mu.Lock()
 		d.successor = pid
@@ -303,11 +325,16 @@ func (d *Daemon) giveUp(result <-chan error, why error) error {
 	if pid == 0 {
 		// The child has not reached New, so it cannot have been told
 		// how to stop, and only tableflip knows its pid: tableflip kills
-		// it, at once when stopping, else at its own (later) timeout.
+		// it, at once when stopping, else at its own (later) timeout,
+		// and reaps it in the background.
 		if errors.Is(why, ErrStopping) {
 			d.upg.Stop()
 		}
-		return fmt.Errorf("%w; %v", why, <-result)
+		err := <-result
+		if pid = tableflipChild(err); pid != 0 {
+			waitGone(pid, killGrace)
+		}
+		return fmt.Errorf("%w; %v", why, err)
 	}
 	signalProcess(pid, syscall.SIGTERM)
 	grace := time.NewTimer(killGrace)
@@ -319,6 +346,33 @@ func (d *Daemon) giveUp(result <-chan error, why error) error {
 		err = <-result
 	}
 	return fmt.Errorf("%w; %v", why, err)
+}
+
+// tableflipChild returns the child's pid from a tableflip error ("child
+// pid=42 exited: ..."), or 0.
+func tableflipChild(err error) int {
+	if err == nil {
+		return 0
+	}
+	_, after, ok := strings.Cut(err.Error(), "pid=")
+	if !ok {
+		return 0
+	}
+	end := strings.IndexFunc(after, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(after)
+	}
+	pid, _ := strconv.Atoi(after[:end])
+	return pid
+}
+
+// waitGone waits, at most limit, until the process pid no longer exists:
+// until our child has been reaped.
+func waitGone(pid int, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for processExists(pid) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // checkExecutable says clearly when the program's file is gone or broken.

@@ -32,6 +32,7 @@ var (
 	exampleBin string // examples/httpserver, version "dev"
 	exampleV2  string // examples/httpserver, version "v2"
 	helperBin  string // this test binary, run as a helper server
+	toolBin    string // cmd/daemonize
 )
 
 func TestMain(m *testing.M) {
@@ -64,6 +65,11 @@ func TestMain(m *testing.M) {
 		}
 		if err := build(exampleV2, "v2"); err != nil {
 			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		toolBin = filepath.Join(dir, "daemonize")
+		if out, err := exec.Command(goTool(), "build", "-o", toolBin, "../cmd/daemonize").CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build cmd/daemonize: %v\n%s", err, out)
 			return 2
 		}
 		if helperBin, err = os.Executable(); err != nil {

@@ -602,3 +602,26 @@ func (s *server) expectFailedRestart(pid int, want string) {
 	}
 	s.get("/")
 }
+
+// TestRestartSignalBeforeReady sends SIGUSR1 while the server is still
+// starting: the request is kept, and the restart runs once it is ready.
+func TestRestartSignalBeforeReady(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, helperBin)
+	gate := filepath.Join(s.dir, "gate")
+	s.env = []string{"DAEMONIZE_TEST_HELPER=server", "DAEMONIZE_TEST_FAULT=" + faultGate, "DAEMONIZE_TEST_GATE=" + gate}
+	cmd := s.foreground()
+	waitFor(t, 20*time.Second, "the server to wait at the gate", func() bool {
+		_, err := os.Stat(gate + ".waiting")
+		return err == nil
+	})
+	s.signal(cmd.Process.Pid, syscall.SIGUSR1)
+	os.WriteFile(gate, nil, 0o644)
+	s.waitPIDChange(cmd.Process.Pid) // not the first's pid: the restart's
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("first process: %v", err)
+	}
+	if body := s.get("/"); !strings.Contains(body, "generation=2 ") {
+		t.Errorf("GET / = %q, want generation 2", body)
+	}
+}
