@@ -249,3 +249,45 @@ func FuzzDecodeControl(f *testing.F) {
 		}
 	})
 }
+
+func TestParseListenEnv(t *testing.T) {
+	for _, tc := range []struct {
+		pid, fds, names string
+		want            []string
+		err             string
+	}{
+		{"", "", "", nil, ""},
+		{"42", "2", "web:admin", []string{"web", "admin"}, ""},
+		{"42", "2", "", []string{"unknown", "unknown"}, ""},
+		{"42", "2", "web:", []string{"web", "unknown"}, ""},
+		{"43", "2", "web:admin", nil, ""}, // for another process
+		{"x", "2", "", nil, ""},
+		{"42", "two", "", nil, "LISTEN_FDS"},
+		{"42", "-1", "", nil, "LISTEN_FDS"},
+		{"42", "99999", "", nil, "LISTEN_FDS"},
+		{"42", "2", "web", nil, "1 names for LISTEN_FDS=2"},
+	} {
+		got, err := parseListenEnv(tc.pid, tc.fds, tc.names, 42)
+		if tc.err == "" && (err != nil || !reflect.DeepEqual(got, tc.want)) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("parseListenEnv(%q, %q, %q) = %q, %v; want %q, %q", tc.pid, tc.fds, tc.names, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+func FuzzParseListenEnv(f *testing.F) {
+	f.Add("42", "2", "web:admin")
+	f.Add("42", "1", "")
+	f.Add("42", "0", "")
+	f.Add("42", "3", "::")
+	f.Fuzz(func(t *testing.T, pid, fds, names string) {
+		got, err := parseListenEnv(pid, fds, names, 42)
+		if err == nil && len(got) > maxListenFDs {
+			t.Errorf("%d names accepted", len(got))
+		}
+		for _, n := range got {
+			if n == "" {
+				t.Errorf("empty name accepted")
+			}
+		}
+	})
+}

@@ -20,6 +20,7 @@ var (
 
 func notifySignals(chan<- os.Signal)                          {}
 func signalProcess(int, syscall.Signal)                       {}
+func processExists(int) bool                                  { return false }
 func setUmask(fs.FileMode)                                    {}
 func setCloseOnExec(*os.File)                                 {}
 func isTerminal(*os.File) bool                                { return false }

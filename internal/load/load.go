@@ -65,8 +65,13 @@ func Run(ctx context.Context, c Config) *Result {
 	if c.Timeout == 0 {
 		c.Timeout = 30 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.MaxDuration)
+	// Not context.WithTimeout: a dial with that context's deadline fails
+	// with a timeout a moment before ctx.Err() says the run is over, and
+	// would count as a failed request.
+	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stop := time.AfterFunc(c.MaxDuration, cancel)
+	defer stop.Stop()
 	r := &Result{Failures: make(map[string]int64)}
 	var mu sync.Mutex
 	var budget = c.MaxRequests
@@ -112,6 +117,7 @@ func Run(ctx context.Context, c Config) *Result {
 				if cn, err = dial(ctx, c.Addr); err != nil {
 					if ctx.Err() == nil {
 						record(err, 0, fast)
+						time.Sleep(time.Millisecond) // a refused client does not spin
 					}
 					continue
 				}

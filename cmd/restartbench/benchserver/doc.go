@@ -1,0 +1,18 @@
+// Command benchserver is the server that restartbench compares the library
+// against, in three modes with the same handler:
+//
+//   - -mode=tableflip: graceful restart with github.com/cloudflare/tableflip
+//     alone, as its README shows: SIGHUP or SIGUSR1 upgrades, the old
+//     process calls http.Server.Shutdown once the new one is ready.
+//   - -mode=plain: net.Listen and http.Server; SIGTERM or SIGINT shuts down
+//     within -drain. A restart is a stop and a start: no hand-off.
+//   - -mode=daemonize: this library in the foreground (New, Listen, Serve,
+//     Ready, Wait); SIGUSR1 restarts. -extra-listeners adds listeners on
+//     127.0.0.1:0 that are inherited across restarts like the main one.
+//
+// Endpoints: GET / answers "pid=<pid>"; GET /sleep?d=<duration> answers the
+// same after sleeping that long. Every mode writes its pid to -pidfile once
+// it serves.
+//
+// It is built and run by restartbench; it is not meant for production.
+package main

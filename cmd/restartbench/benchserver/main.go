@@ -1,0 +1,205 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/cloudflare/tableflip"
+	"github.com/daemonize-dev/daemonize"
+)
+
+func main() {
+	mode := flag.String("mode", "plain", "`mode`: tableflip, plain or daemonize")
+	addr := flag.String("addr", "127.0.0.1:8080", "`address` to listen on")
+	pidFile := flag.String("pidfile", "", "pid file `path`")
+	drain := flag.Duration("drain", 30*time.Second, "how long in-flight requests get to finish on stop or restart")
+	upgradeTimeout := flag.Duration("upgrade-timeout", 30*time.Second, "how long a restarted process gets to become ready")
+	extra := flag.Int("extra-listeners", 0, "with -mode=daemonize, also serve on this many listeners on 127.0.0.1:0")
+	flag.Parse()
+	log.SetPrefix(fmt.Sprintf("benchserver %s pid %d: ", *mode, os.Getpid()))
+
+	var err error
+	switch *mode {
+	case "tableflip":
+		err = runTableflip(*addr, *pidFile, *drain, *upgradeTimeout)
+	case "plain":
+		err = runPlain(*addr, *pidFile, *drain)
+	case "daemonize":
+		err = runDaemonize(*addr, *pidFile, *drain, *upgradeTimeout, *extra)
+	default:
+		err = fmt.Errorf("unknown -mode %q; want tableflip, plain or daemonize", *mode)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// handler serves the endpoints every mode shares.
+func handler() http.Handler {
+	hello := fmt.Sprintf("pid=%d\n", os.Getpid())
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, hello)
+	})
+	mux.HandleFunc("GET /sleep", func(w http.ResponseWriter, r *http.Request) {
+		t, err := time.ParseDuration(r.FormValue("d"))
+		if err != nil || t < 0 {
+			http.Error(w, "want ?d=<duration>, such as 1.5s", http.StatusBadRequest)
+			return
+		}
+		select {
+		case <-time.After(t):
+			io.WriteString(w, hello)
+		case <-r.Context().Done():
+		}
+	})
+	return mux
+}
+
+func newServer() *http.Server {
+	return &http.Server{Handler: handler(), ReadHeaderTimeout: 10 * time.Second}
+}
+
+// runTableflip serves with tableflip alone: listen through the Upgrader,
+// serve, declare readiness, wait for Exit (a successor is ready, or a stop
+// signal), then shut the server down within the drain deadline.
+func runTableflip(addr, pidFile string, drain, upgradeTimeout time.Duration) error {
+	upg, err := tableflip.New(tableflip.Options{PIDFile: pidFile, UpgradeTimeout: upgradeTimeout})
+	if err != nil {
+		return err
+	}
+	defer upg.Stop()
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for sig := range sigs {
+			if sig == syscall.SIGTERM || sig == syscall.SIGINT {
+				upg.Stop()
+				continue
+			}
+			if err := upg.Upgrade(); err != nil {
+				log.Print("upgrade failed: ", err)
+			}
+		}
+	}()
+
+	ln, err := upg.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := newServer()
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Print("serve: ", err)
+		}
+	}()
+	if err := upg.Ready(); err != nil {
+		return err
+	}
+	<-upg.Exit()
+
+	// Exit is closed: the new process serves, or this one must stop.
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	return srv.Shutdown(ctx)
+}
+
+// runPlain serves from a plain listener and shuts down on SIGTERM or SIGINT.
+func runPlain(addr, pidFile string, drain time.Duration) error {
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := newServer()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	if err := writePIDFile(pidFile); err != nil {
+		return err
+	}
+	select {
+	case err := <-served:
+		return err
+	case <-stop:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	return srv.Shutdown(ctx)
+}
+
+// runDaemonize serves through the library in the foreground, on the main
+// listener and on extra ones.
+func runDaemonize(addr, pidFile string, drain, upgradeTimeout time.Duration, extra int) error {
+	d, err := daemonize.New(daemonize.Options{
+		PIDFile:        pidFile,
+		DrainTimeout:   drain,
+		UpgradeTimeout: upgradeTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := d.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	lns := []net.Listener{ln}
+	for range extra {
+		// Asked for as ":0", each keeps the port it first got.
+		ln, err := d.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		lns = append(lns, ln)
+	}
+	h := handler()
+	for _, ln := range lns {
+		go func() {
+			if err := d.Serve(&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln); err != nil {
+				log.Fatal("serve: ", err)
+			}
+		}()
+	}
+	if err := d.Ready(); err != nil {
+		return err
+	}
+	return d.Wait()
+}
+
+// writePIDFile replaces the file at path with one naming this process, so
+// that a reader never sees it half written.
+func writePIDFile(path string) error {
+	if path == "" {
+		return nil
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".pid-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
+}
