@@ -185,13 +185,14 @@ type Daemon struct {
 	waitErr    error
 	parentGone chan struct{}
 
-	readyC   chan struct{}
-	stopC    chan struct{}
-	stopOnce sync.Once
-	waitOnce sync.Once
-	sigs     chan os.Signal
-	requests chan chan error
-	stopReq  chan struct{}
+	readyC     chan struct{}
+	stopC      chan struct{}
+	handedOver chan struct{} // closed once a hand-over has been reported
+	stopOnce   sync.Once
+	waitOnce   sync.Once
+	sigs       chan os.Signal
+	requests   chan chan error
+	stopReq    chan struct{}
 }
 
 // newOnce guards the one Daemon a process may have.
@@ -273,17 +274,18 @@ func executable() (string, error) {
 
 func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 	d := &Daemon{
-		opts:     o,
-		log:      o.Logger,
-		exe:      exe,
-		gen:      1,
-		started:  time.Now(),
-		launcher: report,
-		readyC:   make(chan struct{}),
-		stopC:    make(chan struct{}),
-		sigs:     make(chan os.Signal, 16),
-		requests: make(chan chan error),
-		stopReq:  make(chan struct{}, 1),
+		opts:       o,
+		log:        o.Logger,
+		exe:        exe,
+		gen:        1,
+		started:    time.Now(),
+		launcher:   report,
+		readyC:     make(chan struct{}),
+		stopC:      make(chan struct{}),
+		handedOver: make(chan struct{}),
+		sigs:       make(chan os.Signal, 16),
+		requests:   make(chan chan error),
+		stopReq:    make(chan struct{}, 1),
 	}
 	os.Args[0] = exe // tableflip starts the child from os.Args[0]
 	if o.Umask != 0 {
@@ -346,6 +348,9 @@ func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 		Started:        time.Now(),
 		ServiceStarted: d.started,
 		Restarts:       d.restarts,
+	}
+	if restarted {
+		d.status.Started = time.Unix(0, d.attemptStarted)
 	}
 	if !restarted {
 		d.setStatus(func(*Status) {})
@@ -485,16 +490,18 @@ func (d *Daemon) ready() error {
 			return err
 		}
 	}
-	d.setStatus(func(st *Status) {
-		st.State = StateReady
-		if d.parent != 0 {
-			st.Previous = &PreviousStatus{PID: d.parent, State: StateDraining}
-			st.LastRestart = &RestartStatus{
-				Attempt: d.restarts, Started: time.Unix(0, d.attemptStarted), Ended: time.Now(),
-				OK: true, OldPID: d.parent, NewPID: os.Getpid(),
-			}
+	if d.parent == 0 {
+		d.setStatus(func(st *Status) { st.State = StateReady })
+	} else {
+		// The old process writes this same status once it learns that we
+		// are ready, keeping the write off the restart's critical path;
+		// unless it is gone already.
+		st := readyStatus(d.status, d.parent, os.Getpid(), d.gen, d.restarts, time.Unix(0, d.attemptStarted), time.Now())
+		d.updateStatus(func(s *Status) { *s = st })
+		if os.Getppid() != d.parent {
+			d.setStatus(func(*Status) {})
 		}
-	})
+	}
 	close(d.readyC) // listeners accept from now on
 	if err := d.upg.Ready(); err != nil && os.Getppid() == d.parent {
 		return fmt.Errorf("daemonize: %w", err)
@@ -562,6 +569,9 @@ func (d *Daemon) Wait() error {
 	<-d.stopC
 	d.waitOnce.Do(func() {
 		d.waitErr = d.drain()
+		if d.successorPID() != 0 {
+			<-d.handedOver // systemd and the status file are told
+		}
 		d.cleanup()
 	})
 	return d.waitErr

@@ -25,12 +25,14 @@ import (
 // Serve sets srv.Handler and srv.ConnState to wrappers around the ones
 // already there.
 func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
-	s := &httpDrain{ln: ln, srv: srv, conns: make(map[net.Conn]http.ConnState), served: make(chan struct{})}
+	s := &httpDrain{ln: ln, srv: srv, served: make(chan struct{}), closed: make(chan struct{}, 1)}
 	next := srv.Handler
 	if next == nil {
 		next = http.DefaultServeMux
 	}
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.busy.Add(1)
+		defer s.busy.Add(-1)
 		if s.draining.Load() {
 			w.Header().Set("Connection", "close")
 		}
@@ -38,7 +40,16 @@ func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
 	})
 	hook := srv.ConnState
 	srv.ConnState = func(c net.Conn, st http.ConnState) {
-		s.track(c, st)
+		switch st {
+		case http.StateNew:
+			s.open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			s.open.Add(-1)
+			select {
+			case s.closed <- struct{}{}:
+			default:
+			}
+		}
 		if hook != nil {
 			hook(c, st)
 		}
@@ -58,32 +69,18 @@ func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
 	return err
 }
 
-// httpDrain tracks one server's connections so that it can drain them.
+// httpDrain counts one server's connections and requests so that it can
+// drain them. Counters keep the cost per request to a few atomic
+// operations: the server itself knows the connections, to close them.
 type httpDrain struct {
 	ln       net.Listener
 	srv      *http.Server
 	draining atomic.Bool
+	open     atomic.Int64  // connections not closed yet
+	busy     atomic.Int64  // requests in the handler
+	closed   chan struct{} // a connection closed
 	served   chan struct{} // closed when srv.Serve has returned
-
-	mu      sync.Mutex
-	conns   map[net.Conn]http.ConnState
-	changed chan struct{} // closed when a connection closes while draining
-	once    sync.Once
-}
-
-func (s *httpDrain) track(c net.Conn, st http.ConnState) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch st {
-	case http.StateClosed, http.StateHijacked:
-		delete(s.conns, c)
-		if s.changed != nil {
-			close(s.changed)
-			s.changed = nil
-		}
-	default:
-		s.conns[c] = st
-	}
+	once     sync.Once
 }
 
 // drain stops accepting and waits until every connection has closed, or the
@@ -98,32 +95,16 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 	s.draining.Store(true)
 	s.ln.Close()
 	// Serve returns once its accept loop has ended; every connection it
-	// accepted before is tracked by then.
+	// accepted before is counted by then.
 	select {
 	case <-s.served:
 	case <-ctx.Done():
 	}
-	for {
-		s.mu.Lock()
-		n := len(s.conns)
-		if s.changed == nil {
-			s.changed = make(chan struct{})
-		}
-		changed := s.changed
-		busy := 0
-		for _, st := range s.conns {
-			if st == http.StateActive {
-				busy++
-			}
-		}
-		s.mu.Unlock()
-		if n == 0 {
-			s.srv.Close()
-			return nil
-		}
+	for s.open.Load() > 0 {
 		select {
-		case <-changed:
+		case <-s.closed:
 		case <-ctx.Done():
+			busy := s.busy.Load()
 			s.srv.Close()
 			if busy == 0 {
 				return nil
@@ -131,4 +112,6 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 			return fmt.Errorf("http server on %s: %d requests still running", s.ln.Addr(), busy)
 		}
 	}
+	s.srv.Close()
+	return nil
 }

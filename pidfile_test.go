@@ -124,3 +124,16 @@ func FuzzParsePID(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkPIDFileWrite(b *testing.B) {
+	p, err := lockPIDFile(filepath.Join(b.TempDir(), "app.pid"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.remove(os.Getpid(), true)
+	for b.Loop() {
+		if err := p.write(os.Getpid()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

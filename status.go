@@ -88,8 +88,26 @@ func decodeStatus(b []byte) (*Status, error) {
 	return &s, nil
 }
 
-// setStatus changes the status under d.mu and writes it, if this process
-// owns the pid file.
+// readyStatus is the status of a new process pid, generation gen, that took
+// over from old in restart attempt, which began at began and ended at ended:
+// the same whether the old process or the new one writes it.
+func readyStatus(st Status, old, pid, gen, attempt int, began, ended time.Time) Status {
+	st.PID, st.Generation, st.State, st.Started, st.Restarts = pid, gen, StateReady, began, attempt
+	st.Previous = &PreviousStatus{PID: old, State: StateDraining}
+	st.LastRestart = &RestartStatus{Attempt: attempt, Started: began, Ended: ended, OK: true, OldPID: old, NewPID: pid}
+	return st
+}
+
+// updateStatus changes the status in memory only.
+func (d *Daemon) updateStatus(change func(*Status)) {
+	d.statusMu.Lock()
+	defer d.statusMu.Unlock()
+	change(&d.status)
+}
+
+// setStatus changes the status and writes it, if there is a pid file.
+// During a restart the old process is the only writer, until the new one is
+// ready; then the new one is.
 func (d *Daemon) setStatus(change func(*Status)) {
 	if d.pid == nil {
 		return
@@ -97,8 +115,13 @@ func (d *Daemon) setStatus(change func(*Status)) {
 	d.statusMu.Lock()
 	defer d.statusMu.Unlock()
 	change(&d.status)
-	d.status.Updated = time.Now()
-	b, err := json.MarshalIndent(&d.status, "", "  ")
+	d.writeStatus(&d.status)
+}
+
+// writeStatus writes st to the status file.
+func (d *Daemon) writeStatus(st *Status) {
+	st.Updated = time.Now()
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
 		err = writeAtomic(StatusPath(d.pid.path), append(b, '\n'))
 	}

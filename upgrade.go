@@ -76,7 +76,6 @@ func (d *Daemon) run() {
 		d.restarts++
 		began = time.Now()
 		n := d.restarts
-		d.setStatus(func(st *Status) { st.State, st.Restarts = StateUpgrading, n })
 		d.logError(d.notify.send(reloading(fmt.Sprintf("restarting: generation %d", d.gen+1))...))
 		attempt, abort = make(chan error, 1), make(chan struct{})
 		go func() { attempt <- d.upgrade(abort, n, began) }()
@@ -160,16 +159,13 @@ func (d *Daemon) run() {
 				w <- err
 			}
 			waiters = nil
-			switch {
-			case stopAfter:
+			if stopAfter {
 				if err == nil {
 					// The child won the race with the stop signal: it
 					// is the service now, so the signal is for it too.
 					d.signalSuccessor(syscall.SIGTERM)
 				}
 				d.beginStop("stop signal during restart")
-			case err == nil:
-				d.beginStop("handed over to the new process")
 			}
 		case <-readyC:
 			readyC = nil
@@ -202,11 +198,21 @@ func (d *Daemon) run() {
 // status file, and it gets to be systemd's main process.
 func (d *Daemon) reportRestart(err error, began time.Time) {
 	if err == nil {
+		// Stop accepting first; Wait returns only once the rest is done.
+		defer close(d.handedOver)
 		pid := d.successorPID()
-		d.log.Info("daemonize: restart done; draining", "new_pid", pid)
+		d.beginStop("handed over to the new process")
 		d.notify.stopWatchdog()
 		d.logError(d.notify.send(fmt.Sprintf("MAINPID=%d", pid), "READY=1",
 			fmt.Sprintf("STATUS=serving: generation %d, pid %d", d.gen+1, pid)))
+		if d.pid != nil {
+			// The new process's status, which it left to us to write.
+			d.statusMu.Lock()
+			st := readyStatus(d.status, os.Getpid(), pid, d.gen+1, d.restarts, began, time.Now())
+			d.writeStatus(&st)
+			d.statusMu.Unlock()
+		}
+		d.log.Info("daemonize: restart done; draining", "new_pid", pid)
 		return
 	}
 	d.log.Error(err.Error())
@@ -258,6 +264,15 @@ func (d *Daemon) upgrade(abort <-chan struct{}, attempt int, began time.Time) er
 		return &RestartError{Err: err}
 	}
 	tail := markStderr(d.opts.Stderr)
+	// Say "upgrading" while the child starts, not before: it takes
+	// milliseconds to get to Ready, and only this process writes the
+	// status until the attempt has ended.
+	statusDone := make(chan struct{})
+	go func() {
+		defer close(statusDone)
+		d.setStatus(func(st *Status) { st.State, st.Restarts = StateUpgrading, attempt })
+	}()
+	defer func() { <-statusDone }()
 	result := make(chan error, 1)
 	go func() { result <- d.tableflipUpgrade() }()
 	timer := time.NewTimer(d.opts.UpgradeTimeout)

@@ -268,11 +268,7 @@ func (b *bench) restartPart(ctx context.Context, name string) *restartResult {
 	var err error
 	switch name {
 	case serverLibrary:
-		if s, err = b.newServer(name); err == nil {
-			s.cmd = []string{b.example, "-detach", "-addr", s.addr, "-pidfile", s.pidFile, "-stderr", s.logPath,
-				"-drain", drainTimeout.String(), "-upgrade-timeout", upgradeTimeout.String()}
-			s.detach, s.sig = true, syscall.SIGUSR1
-		}
+		s, err = b.libraryServer(name)
 	case serverTableflip:
 		if s, err = b.benchServer(name, "tableflip"); err == nil {
 			s.sig = syscall.SIGHUP
@@ -326,6 +322,19 @@ func (b *bench) restartPart(ctx context.Context, name string) *restartResult {
 	return r
 }
 
+// libraryServer returns examples/httpserver, run as a daemon and restarted
+// with SIGUSR1.
+func (b *bench) libraryServer(name string) (*server, error) {
+	s, err := b.newServer(name)
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = []string{b.example, "-detach", "-addr", s.addr, "-pidfile", s.pidFile, "-stderr", s.logPath,
+		"-drain", drainTimeout.String(), "-upgrade-timeout", upgradeTimeout.String()}
+	s.detach, s.sig = true, syscall.SIGUSR1
+	return s, nil
+}
+
 // pace waits until t, and reports false if ctx ends or stop is closed
 // first. It spaces the restarts; it synchronises nothing.
 func pace(ctx context.Context, stop <-chan struct{}, t time.Time) bool {
@@ -342,11 +351,21 @@ func pace(ctx context.Context, stop <-chan struct{}, t time.Time) bool {
 
 // lowerPart measures how long the example takes from exec until it
 // answers GET /: the least any restart that execs a new binary can take.
+// In turns with each run it restarts the example as the library does,
+// without load, so that both see the same machine.
 func (b *bench) lowerPart(ctx context.Context) *lowerResult {
 	r := &lowerResult{Runs: b.cfg.LowerRuns}
 	defer b.stopAll(&r.Error)
-	b.logf("exec lower bound: %d runs", b.cfg.LowerRuns)
-	var ds []time.Duration
+	b.logf("exec lower bound: %d runs, in turns with as many restarts", b.cfg.LowerRuns)
+	lib, err := b.libraryServer("lower-daemonize")
+	if err == nil {
+		err = lib.start(ctx)
+	}
+	if err != nil {
+		r.Error = err.Error()
+		return r
+	}
+	var ds, handoffs []time.Duration
 	for range b.cfg.LowerRuns {
 		s, err := b.newServer("lower")
 		if err != nil {
@@ -366,16 +385,22 @@ func (b *bench) lowerPart(ctx context.Context) *lowerResult {
 			r.Error = err.Error()
 			break
 		}
+		ready, _, err := lib.restart(ctx)
+		if err != nil {
+			r.Error = err.Error()
+			break
+		}
+		handoffs = append(handoffs, ready)
 	}
-	r.Start = summarize(ds)
+	r.Start, r.Handoff = summarize(ds), summarize(handoffs)
 	return r
 }
 
 // overheadPart compares the requests per second through the library's
 // listener and Serve with a plain net.Listen and http.Server, same
 // handler, in alternating rounds.
-func (b *bench) overheadPart(ctx context.Context) *overheadResult {
-	r := &overheadResult{Rounds: b.cfg.Rounds, Round: b.cfg.Round, Clients: b.cfg.Clients}
+func (b *bench) overheadPart(ctx context.Context, newConn bool) *overheadResult {
+	r := &overheadResult{NewConn: newConn, Rounds: b.cfg.Rounds, Round: b.cfg.Round, Clients: b.cfg.Clients}
 	defer b.stopAll(&r.Error)
 	lib, err := b.benchServer("overhead-daemonize", "daemonize")
 	if err != nil {
@@ -393,12 +418,15 @@ func (b *bench) overheadPart(ctx context.Context) *overheadResult {
 			return r
 		}
 	}
-	b.logf("overhead: %d rounds of %s on each server", b.cfg.Rounds, b.cfg.Round)
+	b.logf("overhead: %d rounds of %s on each server, %s", b.cfg.Rounds, b.cfg.Round, r.clients())
 	round := func(s *server, d time.Duration) *load.Result {
-		return runLoad(ctx, load.Config{
-			Addr: s.addr, KeepAlive: b.cfg.Clients,
-			MaxRequests: b.cfg.Requests, Timeout: b.cfg.Timeout,
-		}, d)
+		c := load.Config{Addr: s.addr, MaxRequests: b.cfg.Requests, Timeout: b.cfg.Timeout}
+		if newConn {
+			c.NewConn = b.cfg.Clients
+		} else {
+			c.KeepAlive = b.cfg.Clients
+		}
+		return runLoad(ctx, c, d)
 	}
 	// A short warm-up, not counted.
 	round(lib, b.cfg.Round/4)

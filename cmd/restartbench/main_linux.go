@@ -76,7 +76,7 @@ func parseFlags(args []string) (config, error) {
 	fs.DurationVar(&c.Steady, "steady", 3*time.Second, "first load each server this long without restarts; 0 skips it")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "a request that takes longer counts as failed")
 	fs.IntVar(&c.LowerRuns, "lower-runs", 30, "measure the exec lower bound `n` times")
-	fs.IntVar(&c.Rounds, "rounds", 4, "`n` rounds on each server in the overhead part")
+	fs.IntVar(&c.Rounds, "rounds", 8, "`n` rounds on each server in the overhead part")
 	fs.DurationVar(&c.Round, "round", 2*time.Second, "length of a round in the overhead part")
 	fs.IntVar(&c.ScaleRestarts, "scale-restarts", 5, "restart `n` times for each listener count in the scale part")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON (durations in nanoseconds)")
@@ -191,7 +191,7 @@ func run() int {
 		case partLower:
 			rep.Lower = b.lowerPart(ctx)
 		case partOverhead:
-			rep.Overhead = b.overheadPart(ctx)
+			rep.Overhead = []*overheadResult{b.overheadPart(ctx, false), b.overheadPart(ctx, true)}
 		case partScale:
 			rep.Scale = b.scalePart(ctx)
 		}
