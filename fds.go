@@ -3,7 +3,6 @@ package daemonize
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -31,58 +30,136 @@ const (
 
 // entry describes one file passed to a restarted child.
 type entry struct {
-	Name    string `json:"name"`              // the name the descriptor travels under
-	Kind    string `json:"kind"`              // kindListener, kindPacket or kindFile
-	Network string `json:"network,omitempty"` // "tcp", "unix", ...; empty for a file
-	Addr    string `json:"addr"`              // the address as the program asked for it, or the file's name
-	Bound   string `json:"bound,omitempty"`   // the address the socket is bound to
+	Name    string // the name the descriptor travels under
+	Kind    string // kindListener, kindPacket or kindFile
+	Network string // "tcp", "unix", ...; empty for a file
+	Addr    string // the address as the program asked for it, or the file's name
+	Bound   string // the address the socket is bound to
 }
 
 // manifest is what a parent tells its child: the files it passes and the
 // service's state that outlives a generation.
 type manifest struct {
-	Version        int     `json:"v"`
-	Generation     int     `json:"gen"`   // the child's generation: 2 for the first restart
-	Started        int64   `json:"start"` // first generation's start, Unix nanoseconds
-	Restarts       int     `json:"restarts"`
-	AttemptStarted int64   `json:"attempt_start"` // when this restart began, Unix nanoseconds
-	NotifySocket   string  `json:"notify_socket,omitempty"`
-	WatchdogUSec   int64   `json:"watchdog_usec,omitempty"`
-	Files          []entry `json:"files"`
+	Version        int
+	Generation     int   // the child's generation: 2 for the first restart
+	Started        int64 // first generation's start, Unix nanoseconds
+	Restarts       int
+	AttemptStarted int64 // when this restart began, Unix nanoseconds
+	NotifySocket   string
+	WatchdogUSec   int64
+	Files          []entry
 }
 
 const manifestVersion = 1
 
+// The manifest is text, a line per field and per file, with strings quoted
+// as in Go: it costs a restarted child a few microseconds to read, where a
+// first JSON decode costs a hundred.
+//
+//	daemonize-handoff 1
+//	generation 2
+//	started 1795601425708313000
+//	restarts 1
+//	attempt-started 1795601425708313000
+//	notify "/run/systemd/notify"
+//	watchdog-usec 30000000
+//	file "g1.1" "listener" "tcp" "localhost:8080" "127.0.0.1:8080"
 func encodeManifest(m manifest) ([]byte, error) {
-	m.Version = manifestVersion
-	return json.Marshal(m)
+	b := fmt.Appendf(nil, "daemonize-handoff %d\ngeneration %d\nstarted %d\nrestarts %d\nattempt-started %d\nnotify %s\nwatchdog-usec %d\n",
+		manifestVersion, m.Generation, m.Started, m.Restarts, m.AttemptStarted, strconv.Quote(m.NotifySocket), m.WatchdogUSec)
+	for _, e := range m.Files {
+		b = fmt.Appendf(b, "file %s %s %s %s %s\n", strconv.Quote(e.Name), strconv.Quote(e.Kind), strconv.Quote(e.Network), strconv.Quote(e.Addr), strconv.Quote(e.Bound))
+	}
+	return b, nil
 }
 
 // decodeManifest parses and checks a manifest from the parent process.
 func decodeManifest(b []byte) (manifest, error) {
 	var m manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return m, fmt.Errorf("daemonize: hand-off from parent process: %w", err)
+	bad := func(format string, args ...any) (manifest, error) {
+		return m, fmt.Errorf("daemonize: hand-off from parent process: "+format, args...)
 	}
-	if m.Version != manifestVersion {
-		return m, fmt.Errorf("daemonize: hand-off from parent process has version %d, want %d: the old and new binaries use incompatible versions of daemonize", m.Version, manifestVersion)
+	for i, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		key, rest, _ := strings.Cut(line, " ")
+		if i == 0 {
+			if key != "daemonize-handoff" {
+				return bad("not a daemonize hand-off")
+			}
+			if v, err := strconv.Atoi(rest); err != nil || v != manifestVersion {
+				return bad("version %q, want %d: the old and new binaries use incompatible versions of daemonize", truncate(rest, 20), manifestVersion)
+			}
+			m.Version = manifestVersion
+			continue
+		}
+		var err error
+		switch key {
+		case "generation":
+			m.Generation, err = strconv.Atoi(rest)
+		case "started":
+			m.Started, err = strconv.ParseInt(rest, 10, 64)
+		case "restarts":
+			m.Restarts, err = strconv.Atoi(rest)
+		case "attempt-started":
+			m.AttemptStarted, err = strconv.ParseInt(rest, 10, 64)
+		case "notify":
+			m.NotifySocket, err = strconv.Unquote(rest)
+		case "watchdog-usec":
+			m.WatchdogUSec, err = strconv.ParseInt(rest, 10, 64)
+		case "file":
+			var f []string
+			if f, err = unquoteFields(rest, 5); err == nil {
+				m.Files = append(m.Files, entry{Name: f[0], Kind: f[1], Network: f[2], Addr: f[3], Bound: f[4]})
+			}
+		default:
+			return bad("unknown line %q", truncate(line, 40))
+		}
+		if err != nil {
+			return bad("line %q: %v", truncate(line, 40), err)
+		}
 	}
-	if m.Generation < 2 {
-		return m, fmt.Errorf("daemonize: hand-off from parent process: bad generation %d", m.Generation)
+	if m.Version == 0 {
+		return bad("empty")
+	}
+	if m.Generation < 2 || m.Restarts < 0 {
+		return bad("bad generation %d or restart count %d", m.Generation, m.Restarts)
 	}
 	names := make(map[string]bool, len(m.Files))
 	for _, e := range m.Files {
 		switch {
 		case e.Kind != kindListener && e.Kind != kindPacket && e.Kind != kindFile:
-			return m, fmt.Errorf("daemonize: hand-off from parent process: unknown kind %q", e.Kind)
+			return bad("unknown kind %q", e.Kind)
 		case e.Name == "" || names[e.Name] || e.Name == handoffName || e.Name == pidLockName:
-			return m, fmt.Errorf("daemonize: hand-off from parent process: bad or repeated name %q", e.Name)
+			return bad("bad or repeated name %q", e.Name)
 		case e.Kind != kindFile && e.Network == "":
-			return m, fmt.Errorf("daemonize: hand-off from parent process: %s %q has no network", e.Kind, e.Name)
+			return bad("%s %q has no network", e.Kind, e.Name)
 		}
 		names[e.Name] = true
 	}
 	return m, nil
+}
+
+// unquoteFields splits s into n Go-quoted strings separated by spaces.
+func unquoteFields(s string, n int) ([]string, error) {
+	fields := make([]string, 0, n)
+	for len(fields) < n {
+		q, err := strconv.QuotedPrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		v, _ := strconv.Unquote(q)
+		fields = append(fields, v)
+		s = s[len(q):]
+		if len(fields) < n {
+			if !strings.HasPrefix(s, " ") {
+				return nil, errors.New("want a space between fields")
+			}
+			s = s[1:]
+		}
+	}
+	if s != "" {
+		return nil, errors.New("trailing text")
+	}
+	return fields, nil
 }
 
 // fileTable is the part of tableflip's Fds the library uses: files passed
@@ -104,6 +181,7 @@ type fdSet struct {
 	ready     bool    // Ready was called: no more listeners
 	readyC    <-chan struct{}
 	activated map[string]*os.File // sockets systemd passed, by entry name, until claimed
+	listeners []*gatedListener    // to close at once when a new process takes over
 }
 
 // errAfterReady says a listener or file was asked for after Ready.
@@ -155,7 +233,20 @@ func (s *fdSet) gate(ln net.Listener) net.Listener {
 	if s.readyC == nil {
 		return ln
 	}
-	return &gatedListener{Listener: ln, ready: s.readyC, closed: make(chan struct{})}
+	g := &gatedListener{Listener: ln, ready: s.readyC, closed: make(chan struct{})}
+	s.listeners = append(s.listeners, g)
+	return g
+}
+
+// closeListeners closes every listener from Listen: once a new process
+// serves, this one must stop accepting at once, whatever its drain does
+// next. The sockets live on in the new process.
+func (s *fdSet) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		l.Close()
+	}
 }
 
 type gatedListener struct {

@@ -205,26 +205,34 @@ func TestHandoff(t *testing.T) {
 }
 
 func TestDecodeManifestErrors(t *testing.T) {
+	const head = "daemonize-handoff 1\ngeneration 2\n"
 	for in, want := range map[string]string{
-		`nope`:            "invalid character",
-		`{"v":2,"gen":2}`: "version 2",
-		`{"v":1,"gen":1}`: "bad generation",
-		`{"v":1,"gen":2,"files":[{"name":"a","kind":"x"}]}`:                               "unknown kind",
-		`{"v":1,"gen":2,"files":[{"name":"","kind":"file"}]}`:                             "bad or repeated name",
-		`{"v":1,"gen":2,"files":[{"name":"a","kind":"file"},{"name":"a","kind":"file"}]}`: "bad or repeated name",
-		`{"v":1,"gen":2,"files":[{"name":"daemonize.handoff","kind":"file"}]}`:            "bad or repeated name",
-		`{"v":1,"gen":2,"files":[{"name":"a","kind":"listener"}]}`:                        "has no network",
+		"":                                  "not a daemonize hand-off",
+		"nope":                              "not a daemonize hand-off",
+		"daemonize-handoff 2\n":             "version \"2\"",
+		"daemonize-handoff 1\ngeneration 1": "bad generation 1",
+		head + "restarts -1":                "restart count -1",
+		head + "color blue":                 "unknown line",
+		head + "started soon":               "invalid syntax",
+		head + `file "a" "x" "" "" ""`:      "unknown kind",
+		head + `file "" "file" "" "" ""`:    "bad or repeated name",
+		head + `file "a" "file" "" "" ""` + "\n" + `file "a" "file" "" "" ""`: "bad or repeated name",
+		head + `file "daemonize.handoff" "file" "" "" ""`:                     "bad or repeated name",
+		head + `file "a" "listener" "" "" ""`:                                 "has no network",
+		head + `file "a" "file" "" ""`:                                        "want a space",
+		head + `file "a" "file" "" "" "" ""`:                                  "trailing text",
+		head + `file "a""file" "" "" ""`:                                      "want a space",
 	} {
 		if _, err := decodeManifest([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("decodeManifest(%s) = %v, want %q", in, err, want)
+			t.Errorf("decodeManifest(%q) = %v, want %q", in, err, want)
 		}
 	}
 }
 
 func FuzzDecodeManifest(f *testing.F) {
-	f.Add([]byte(`{"v":1,"gen":2,"start":1,"files":[{"name":"g1.1","kind":"listener","network":"tcp","addr":":0","bound":"[::]:1"}]}`))
-	f.Add([]byte(`{"v":1,"gen":2,"files":null}`))
-	f.Add([]byte(`{}`))
+	f.Add([]byte("daemonize-handoff 1\ngeneration 2\nstarted 1\nrestarts 1\nnotify \"@sd\"\nfile \"g1.1\" \"listener\" \"tcp\" \":0\" \"[::]:1\"\n"))
+	f.Add([]byte("daemonize-handoff 1\ngeneration 9\nfile \"a\\x00\" \"file\" \"\" \"x y\" \"\"\n"))
+	f.Add([]byte("daemonize-handoff 1\n"))
 	f.Add([]byte("\x00\xff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeManifest(b)
@@ -290,4 +298,32 @@ func FuzzParseListenEnv(f *testing.F) {
 			}
 		}
 	})
+}
+
+// benchManifest is a hand-off with n listeners.
+func benchManifest(n int) manifest {
+	m := manifest{Generation: 2, Started: 1, Restarts: 1, AttemptStarted: 2}
+	for i := range n {
+		m.Files = append(m.Files, entry{Name: fmt.Sprintf("g1.%d", i), Kind: kindListener, Network: "tcp", Addr: "127.0.0.1:0", Bound: fmt.Sprintf("127.0.0.1:%d", 10000+i)})
+	}
+	return m
+}
+
+func BenchmarkManifest(b *testing.B) {
+	for _, n := range []int{1, 1000} {
+		m := benchManifest(n)
+		enc, _ := encodeManifest(m)
+		b.Run(fmt.Sprintf("encode/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				encodeManifest(m)
+			}
+		})
+		b.Run(fmt.Sprintf("decode/%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := decodeManifest(enc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package daemonize
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,9 +11,10 @@ import (
 )
 
 // Serve serves HTTP/1.x requests from ln with srv until the process must stop
-// serving, then drains without losing a request, and returns nil. It returns
-// early with the error of [http.Server.Serve] if serving fails. Call it in
-// its own goroutine before [Daemon.Ready]; [Daemon.Wait] waits for its drain.
+// serving, and then drains without losing a request. It returns nil once it
+// has stopped accepting, or the error of [http.Server.Serve] if serving
+// fails. Call it in its own goroutine before [Daemon.Ready]; [Daemon.Wait]
+// waits for its drain.
 //
 // The drain stops accepting (the socket stays open in the new process, where
 // waiting connections are accepted), answers every further request with
@@ -63,8 +65,8 @@ func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
 	}
 	err := srv.Serve(ln)
 	close(s.served)
-	if s.draining.Load() {
-		return nil
+	if s.draining.Load() || errors.Is(err, net.ErrClosed) && d.successorPID() != 0 {
+		return nil // stopped accepting for a stop or a hand-over; the drain follows
 	}
 	return err
 }

@@ -292,6 +292,7 @@ func (d *Daemon) upgrade(abort <-chan struct{}, attempt int, began time.Time) er
 		d.mu.Lock()
 		d.successor = pid
 		d.mu.Unlock()
+		d.fds.closeListeners()
 		d.log.Info("daemonize: new process ready", "new_pid", pid, "took", time.Since(began))
 		if !d.opts.Detach && isTerminal(os.Stderr) {
 			fmt.Fprintf(os.Stderr, "daemonize: restarted as pid %d; pid %d exits once its requests are done; stop the new one with: kill %d\n", pid, os.Getpid(), pid)
