@@ -68,7 +68,11 @@ func encodeManifest(m manifest) ([]byte, error) {
 	b := fmt.Appendf(nil, "daemonize-handoff %d\ngeneration %d\nstarted %d\nrestarts %d\nattempt-started %d\nnotify %s\nwatchdog-usec %d\n",
 		manifestVersion, m.Generation, m.Started, m.Restarts, m.AttemptStarted, strconv.Quote(m.NotifySocket), m.WatchdogUSec)
 	for _, e := range m.Files {
-		b = fmt.Appendf(b, "file %s %s %s %s %s\n", strconv.Quote(e.Name), strconv.Quote(e.Kind), strconv.Quote(e.Network), strconv.Quote(e.Addr), strconv.Quote(e.Bound))
+		b = append(b, "file"...)
+		for _, f := range []string{e.Name, e.Kind, e.Network, e.Addr, e.Bound} {
+			b = strconv.AppendQuote(append(b, ' '), f)
+		}
+		b = append(b, '\n')
 	}
 	return b, nil
 }
