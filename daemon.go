@@ -646,6 +646,7 @@ func (d *Daemon) cleanup() {
 	if d.pid != nil {
 		d.pid.remove(os.Getpid(), last)
 	}
+	d.fds.closeListeners() // if the program has not: connections are refused, not queued
 	if last {
 		for _, p := range d.fds.unixPaths() {
 			os.Remove(p)

@@ -196,6 +196,9 @@ func startDaemon(o Options, exe string) error {
 		status = <-exited
 	}
 
+	if o.PIDFile != "" {
+		removeFailedStart(o.PIDFile, pid)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "daemonize: the daemon (pid %d) did not start", pid)
 	if timedOut {

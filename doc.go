@@ -96,6 +96,10 @@
 //     the old file: the running process's text is that file.
 //   - Create every listener before Ready: a restarted process closes the
 //     inherited sockets nobody asked for when it becomes ready.
+//   - A start that fails in the foreground (the program exits after New)
+//     may leave PIDFile.lock and PIDFile.status beside the pid file; no
+//     process holds them, and the next start takes them over. A detached
+//     start's launcher removes them.
 //   - In the foreground at a terminal, a restart hands the service to a new
 //     process and the old one exits, so the shell gets its prompt back while
 //     the service runs on; the old process prints the new pid first.

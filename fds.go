@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // The names under which the library passes its own files to a restarted
@@ -249,15 +250,24 @@ func (s *fdSet) closeListeners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, l := range s.listeners {
+		l.byLibrary.Store(true)
 		l.Close()
 	}
 }
 
+// closedByLibrary reports whether ln is a listener from Listen that the
+// library closed.
+func closedByLibrary(ln net.Listener) bool {
+	g, ok := ln.(*gatedListener)
+	return ok && g.byLibrary.Load()
+}
+
 type gatedListener struct {
 	net.Listener
-	ready  <-chan struct{}
-	closed chan struct{}
-	once   sync.Once
+	ready     <-chan struct{}
+	closed    chan struct{}
+	once      sync.Once
+	byLibrary atomic.Bool // closed by the library: a stop, not a failure
 }
 
 // Accept waits until the process is ready, then accepts.

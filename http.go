@@ -65,7 +65,7 @@ func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
 	}
 	err := srv.Serve(ln)
 	close(s.served)
-	if s.draining.Load() || errors.Is(err, net.ErrClosed) && d.successorPID() != 0 {
+	if s.draining.Load() || errors.Is(err, net.ErrClosed) && closedByLibrary(ln) {
 		return nil // stopped accepting for a stop or a hand-over; the drain follows
 	}
 	return err

@@ -102,6 +102,23 @@ func lockPIDFile(path string) (*pidFile, error) {
 	return nil, fmt.Errorf("daemonize: pid file %s: lock file keeps being replaced; is another instance starting and stopping in a loop?", path)
 }
 
+// removeFailedStart removes what a start of process pid that failed left
+// beside the pid file at path: its status file, and the lock file if no
+// process holds it.
+func removeFailedStart(path string, pid int) {
+	if st, err := ReadStatus(path); err == nil && st.PID == pid {
+		os.Remove(StatusPath(path))
+	}
+	f, err := os.OpenFile(lockPath(path), os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if locked, err := tryLock(f); err == nil && locked && sameFile(f, lockPath(path)) {
+		os.Remove(lockPath(path))
+	}
+}
+
 // sameFile reports whether f is still the file at path.
 func sameFile(f *os.File, path string) bool {
 	a, err := f.Stat()

@@ -215,11 +215,11 @@ func (d *Daemon) reportRestart(err error, began time.Time) {
 		d.log.Info("daemonize: restart done; draining", "new_pid", pid)
 		return
 	}
-	d.log.Error(err.Error())
 	var re *RestartError
 	if !errors.As(err, &re) {
 		re = &RestartError{Err: err}
 	}
+	defer d.log.Error(err.Error()) // once the status file says it too
 	d.setStatus(func(st *Status) {
 		st.State = StateReady
 		st.LastRestart = &RestartStatus{

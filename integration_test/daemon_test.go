@@ -488,3 +488,37 @@ func TestDirUmaskAndSharedOutput(t *testing.T) {
 		t.Errorf("generation 2 working directory %s, want /", cwd)
 	}
 }
+
+// TestBadInput launches the example with bad flags: each fails with a
+// message that names the cause, and leaves no file behind.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args func(s *server) []string
+		want string
+	}{
+		{"stdout in a missing directory", func(s *server) []string { return []string{"-stdout", filepath.Join(s.dir, "nope", "out.log")} }, "no such file or directory"},
+		{"stderr under a file", func(s *server) []string { return []string{"-stderr", filepath.Join(s.bin, "err.log")} }, "not a directory"},
+		{"empty address", func(*server) []string { return []string{"-addr", ""} }, "want host:port"},
+		{"malformed address", func(*server) []string { return []string{"-addr", "127.0.0.1"} }, "want host:port"},
+		{"port out of range", func(*server) []string { return []string{"-addr", "127.0.0.1:99999"} }, "invalid port"},
+		{"negative drain", func(*server) []string { return []string{"-drain", "-1s"} }, "DrainTimeout is -1s; want a positive duration"},
+		{"negative upgrade timeout", func(*server) []string { return []string{"-upgrade-timeout", "-5s"} }, "UpgradeTimeout is -5s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t, exampleBin)
+			code, out := s.launch(tc.args(s)...)
+			if code != 1 || !strings.Contains(out, tc.want) {
+				t.Errorf("exit %d, output %q; want 1 and %q", code, out, tc.want)
+			}
+			entries, _ := os.ReadDir(s.dir)
+			for _, e := range entries {
+				if e.Name() != "httpserver" && e.Name() != "stdout.log" && e.Name() != "stderr.log" {
+					t.Errorf("left behind: %s", e.Name())
+				}
+			}
+		})
+	}
+}

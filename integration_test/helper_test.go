@@ -30,6 +30,7 @@ const (
 	faultPanicAfterReady = "panic-after-ready" // panic in a goroutine once ready
 	faultGate            = "gate"              // call Ready only once the file DAEMONIZE_TEST_GATE exists
 	faultHangIgnoreTERM  = "hang-ignore-term"  // never call Ready, and ignore SIGTERM
+	faultExtraListen     = "extra-listen"      // also listen on DAEMONIZE_TEST_EXTRA_ADDR
 )
 
 // runHelper runs the test binary as a helper process instead of the tests.
@@ -103,6 +104,13 @@ func helperServer(fault string) {
 		w.Write(out)
 	})
 	go d.Serve(&http.Server{Handler: mux}, ln)
+	if fault == faultExtraListen {
+		eln, err := d.Listen("tcp", os.Getenv("DAEMONIZE_TEST_EXTRA_ADDR"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		go d.Serve(&http.Server{Handler: mux}, eln)
+	}
 	if *unixPath != "" {
 		uln, err := d.Listen("unix", *unixPath)
 		if err != nil {

@@ -318,21 +318,9 @@ func TestParentKilledDuringRestart(t *testing.T) {
 		t.Run(fmt.Sprintf("child becomes ready=%v", ready), func(t *testing.T) {
 			t.Parallel()
 			s := newServer(t, exampleBin)
-			gate := filepath.Join(s.dir, "gate")
-			s.env = []string{"DAEMONIZE_TEST_HELPER=server", "DAEMONIZE_TEST_FAULT=" + faultGate, "DAEMONIZE_TEST_GATE=" + gate}
+			gate := s.gateRestarts()
 			pid := s.start("-upgrade-timeout", "2s")
-			s.install(helperBin)
-			s.signal(pid, syscall.SIGUSR1)
-			waitFor(t, 20*time.Second, "the new process to wait at the gate", func() bool {
-				_, err := os.Stat(gate + ".waiting")
-				return err == nil
-			})
-			kids := childrenOf(pid)
-			if len(kids) != 1 {
-				t.Fatalf("children of %d: %v, want one", pid, kids)
-			}
-			child := kids[0]
-			s.track(child)
+			child := s.childAtGate(pid)
 			s.signal(pid, syscall.SIGKILL)
 			if err := waitExit(pid, scale(10*time.Second)); err != nil {
 				t.Fatal(err)
