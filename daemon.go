@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -178,10 +179,14 @@ type Daemon struct {
 	restarts       int   // restart attempts of the service, from the hand-off
 	attemptStarted int64 // when the restart that started this process began
 
+	stoppingUsed atomic.Bool // Stopping was called: the program stops servers of its own
+	spent        bool        // took the service back: tableflip hands over once per process
+
 	mu         sync.Mutex
 	readyDone  bool
 	drains     []func(context.Context) error
 	successor  int // pid of the process that took over
+	servers    []*httpDrain
 	waitErr    error
 	parentGone chan struct{}
 
@@ -549,7 +554,10 @@ func (d *Daemon) Generation() int { return d.gen }
 
 // Stopping returns a channel that is closed when the process must stop
 // serving: after SIGTERM or SIGINT, or once a restarted process took over.
-func (d *Daemon) Stopping() <-chan struct{} { return d.stopC }
+func (d *Daemon) Stopping() <-chan struct{} {
+	d.stoppingUsed.Store(true)
+	return d.stopC
+}
 
 // Stop asks the process to stop, as SIGTERM does.
 func (d *Daemon) Stop() {
@@ -646,7 +654,8 @@ func (d *Daemon) cleanup() {
 	if d.pid != nil {
 		d.pid.remove(os.Getpid(), last)
 	}
-	d.fds.closeListeners() // if the program has not: connections are refused, not queued
+	d.fds.closeListeners(false) // if the program has not: connections are refused, not queued
+	d.fds.releaseKept()
 	if last {
 		for _, p := range d.fds.unixPaths() {
 			os.Remove(p)
@@ -661,6 +670,7 @@ func (d *Daemon) beginStop(why string) {
 	d.stopOnce.Do(func() {
 		d.log.Info("daemonize: stopping", "pid", os.Getpid(), "reason", why)
 		if d.successorPID() == 0 {
+			d.handoff.markStopping()
 			d.setStatus(func(st *Status) { st.State = StateStopping })
 			d.logError(d.notify.send("STOPPING=1", "STATUS=stopping: draining"))
 		}

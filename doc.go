@@ -58,6 +58,14 @@
 //   - If the old process dies (even by SIGKILL) before the new one is ready,
 //     the new one carries on alone: it serves once ready, and exits if it is
 //     not ready within UpgradeTimeout. It never hangs waiting for a parent.
+//   - If the new process dies without a clean stop (it crashed, say, right
+//     after Ready) while the old one still drains, the old one takes the
+//     service back: it kept its listening sockets, serves again, and the pid
+//     file, the status file and systemd name it again. This needs every
+//     server to run under [Daemon.Serve] (no Options.Stop, no Stopping),
+//     since a stop the program carried out itself cannot be undone. tableflip
+//     hands a process's sockets over once, so that process refuses further
+//     restarts until the service is stopped and started again.
 //
 // # Signals
 //

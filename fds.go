@@ -245,14 +245,64 @@ func (s *fdSet) gate(ln net.Listener) net.Listener {
 
 // closeListeners closes every listener from Listen: once a new process
 // serves, this one must stop accepting at once, whatever its drain does
-// next. The sockets live on in the new process.
-func (s *fdSet) closeListeners() {
+// next. The sockets live on in the new process; with keep, this process
+// keeps them too, to take the service back if the new process dies.
+func (s *fdSet) closeListeners(keep bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, l := range s.listeners {
+		if keep && l.kept == nil {
+			if fl, ok := l.Listener.(filer); ok {
+				l.kept, _ = fl.File()
+			}
+		}
 		l.byLibrary.Store(true)
 		l.Close()
 	}
+}
+
+// releaseKept closes the sockets kept for a take-back.
+func (s *fdSet) releaseKept() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		if l.kept != nil {
+			l.kept.Close()
+			l.kept = nil
+		}
+	}
+}
+
+// allServed reports whether every listener from Listen runs under Serve,
+// and there is one at least.
+func (s *fdSet) allServed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.listeners {
+		if !l.served.Load() {
+			return false
+		}
+	}
+	return len(s.listeners) > 0
+}
+
+// reopen returns a listener on the socket kept for l, accepting at once.
+func (s *fdSet) reopen(l *gatedListener) (*gatedListener, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l.kept == nil {
+		return nil, errors.New("no socket kept")
+	}
+	ln, err := net.FileListener(l.kept)
+	l.kept.Close()
+	l.kept = nil
+	if err != nil {
+		return nil, err
+	}
+	g := &gatedListener{Listener: ln, ready: s.readyC, closed: make(chan struct{})}
+	g.served.Store(true)
+	s.listeners = append(s.listeners, g)
+	return g, nil
 }
 
 // closedByLibrary reports whether ln is a listener from Listen that the
@@ -268,6 +318,8 @@ type gatedListener struct {
 	closed    chan struct{}
 	once      sync.Once
 	byLibrary atomic.Bool // closed by the library: a stop, not a failure
+	served    atomic.Bool // Serve serves it, so the library can resume it
+	kept      *os.File    // the socket, kept after a hand-over for a take-back
 }
 
 // Accept waits until the process is ready, then accepts.
@@ -583,8 +635,9 @@ type handoff struct {
 const (
 	ctlState   = 0  // uint32: one of the hand-off states
 	ctlPID     = 4  // uint32: the child's pid
-	ctlMsgLen  = 8  // uint32: length of the child's error message
-	ctlMsg     = 12 // the child's error message
+	ctlStopped = 8  // uint32: 1 once the child, serving, began a clean stop
+	ctlMsgLen  = 12 // uint32: length of the child's error message
+	ctlMsg     = 16 // the child's error message
 	ctlSize    = 4096
 	maxMessage = ctlSize - ctlMsg
 )
@@ -638,6 +691,20 @@ func (h *handoff) setChild(pid int, msg string) {
 		b := binary.LittleEndian.AppendUint32(nil, uint32(len(msg)))
 		h.f.WriteAt(append(b, msg...), ctlMsgLen)
 	}
+}
+
+// markStopping records that the process serving the service stops on
+// purpose, so that its parent, if still draining, does not take it for a
+// crash.
+func (h *handoff) markStopping() {
+	h.f.WriteAt([]byte{1, 0, 0, 0}, ctlStopped)
+}
+
+// stopping reports whether the child marked a clean stop.
+func (h *handoff) stopping() bool {
+	var b [4]byte
+	_, err := h.f.ReadAt(b[:], ctlStopped)
+	return err == nil && b[0] == 1
 }
 
 // child returns the child's pid and last error message, as far as known.

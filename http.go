@@ -56,6 +56,12 @@ func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
 			hook(c, st)
 		}
 	}
+	if g, ok := ln.(*gatedListener); ok {
+		g.served.Store(true)
+	}
+	d.mu.Lock()
+	d.servers = append(d.servers, s)
+	d.mu.Unlock()
 	d.onStop(s.drain)
 	select {
 	case <-d.stopC:
@@ -83,14 +89,14 @@ type httpDrain struct {
 	closed   chan struct{} // a connection closed
 	served   chan struct{} // closed when srv.Serve has returned
 	once     sync.Once
+	err      error // of the drain
 }
 
 // drain stops accepting and waits until every connection has closed, or the
 // context ends: then it closes the idle ones and reports the busy ones.
 func (s *httpDrain) drain(ctx context.Context) error {
-	var err error
-	s.once.Do(func() { err = s.drainOnce(ctx) })
-	return err
+	s.once.Do(func() { s.err = s.drainOnce(ctx) })
+	return s.err
 }
 
 func (s *httpDrain) drainOnce(ctx context.Context) error {
@@ -106,6 +112,9 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 		select {
 		case <-s.closed:
 		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), errTakeBack) {
+				return errTakeBack // the server serves on
+			}
 			busy := s.busy.Load()
 			s.srv.Close()
 			if busy == 0 {
@@ -115,5 +124,28 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 		}
 	}
 	s.srv.Close()
+	return nil
+}
+
+// resume makes a server that drained for a hand-over serve again, on the
+// socket kept for its listener, after the new process died.
+func (s *httpDrain) resume(d *Daemon) error {
+	g, ok := s.ln.(*gatedListener)
+	if !ok {
+		return errors.New("not a listener from Listen")
+	}
+	ng, err := d.fds.reopen(g)
+	if err != nil {
+		return fmt.Errorf("http server on %s: %w", g.Addr(), err)
+	}
+	s.ln, s.served, s.once, s.err = ng, make(chan struct{}), sync.Once{}, nil
+	s.draining.Store(false)
+	go func() {
+		err := s.srv.Serve(ng)
+		close(s.served)
+		if !s.draining.Load() && !closedByLibrary(ng) {
+			d.log.Error("daemonize: serve after taking the service back", "err", err)
+		}
+	}()
 	return nil
 }

@@ -79,6 +79,7 @@ func (n *notifier) startWatchdog(delay time.Duration, logf func(error)) {
 func (n *notifier) stopWatchdog() {
 	if n.stop != nil {
 		close(n.stop)
+		n.stop = nil
 	}
 }
 

@@ -100,6 +100,14 @@ func (d *Daemon) run() {
 			reply <- fmt.Errorf("daemonize: restart before Ready: %w", ErrNotReady)
 			return
 		}
+		if err := d.handOverDone(); err != nil {
+			if reply != nil {
+				reply <- err
+			} else {
+				d.log.Error(err.Error())
+			}
+			return
+		}
 		if reply != nil {
 			waiters = append(waiters, reply)
 		}
@@ -201,7 +209,11 @@ func (d *Daemon) reportRestart(err error, began time.Time) {
 		// Stop accepting first; Wait returns only once the rest is done.
 		defer close(d.handedOver)
 		pid := d.successorPID()
-		d.beginStop("handed over to the new process")
+		if d.canTakeBack() {
+			go d.drainForSuccessor(pid, began)
+		} else {
+			d.beginStop("handed over to the new process")
+		}
 		d.notify.stopWatchdog()
 		d.logError(d.notify.send(fmt.Sprintf("MAINPID=%d", pid), "READY=1",
 			fmt.Sprintf("STATUS=serving: generation %d, pid %d", d.gen+1, pid)))
@@ -228,6 +240,20 @@ func (d *Daemon) reportRestart(err error, began time.Time) {
 		}
 	})
 	d.logError(d.notify.send("READY=1", "STATUS=restart failed, still "+d.describe()+": "+truncate(oneLine(re.Error()), 200)))
+}
+
+// handOverDone says why this process cannot restart any more: it handed
+// over already, or took the service back after that.
+func (d *Daemon) handOverDone() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.successor != 0:
+		return fmt.Errorf("daemonize: restart: this process handed over to pid %d already; signal that one: %w", d.successor, ErrStopping)
+	case d.spent:
+		return errors.New("daemonize: restart: this process took the service back after its successor died, and tableflip hands a process's sockets over once: stop it and start the service again")
+	}
+	return nil
 }
 
 // successorPID returns the pid of the process that took over, or 0.
@@ -292,7 +318,7 @@ func (d *Daemon) upgrade(abort <-chan struct{}, attempt int, began time.Time) er
 		d.mu.Lock()
 		d.successor = pid
 		d.mu.Unlock()
-		d.fds.closeListeners()
+		d.fds.closeListeners(d.canTakeBack())
 		d.log.Info("daemonize: new process ready", "new_pid", pid, "took", time.Since(began))
 		if !d.opts.Detach && isTerminal(os.Stderr) {
 			fmt.Fprintf(os.Stderr, "daemonize: restarted as pid %d; pid %d exits once its requests are done; stop the new one with: kill %d\n", pid, os.Getpid(), pid)

@@ -169,3 +169,41 @@ func TestSIGHUPStorm(t *testing.T) {
 	}
 	t.Logf("%d requests over %d log files", total, len(rotated)+1)
 }
+
+// TestCrashAfterHandOver installs a binary that crashes right after it is
+// ready, while the old process still drains a long request: the old process
+// takes the service back. (Requests in flight on the crashing process die
+// with it; none is sent to it here.)
+func TestCrashAfterHandOver(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	gate := s.gateRestarts()
+	s.env[1] = "DAEMONIZE_TEST_FAULT=" + faultCrashAtGate
+	pid := s.start()
+	slow := inFlight(t, s, pid, "/sleep?d=2s")
+	s.install(helperBin)
+	s.signal(pid, syscall.SIGUSR1)
+	child := s.waitPIDChange(pid)
+	os.WriteFile(gate, nil, 0o644)
+	waitFor(t, 20*time.Second, "the old process to take the service back", func() bool {
+		p, err := s.readPID()
+		return err == nil && p == pid
+	})
+	if err := <-slow; err != nil {
+		t.Errorf("the request in flight on the old process: %v", err)
+	}
+	why := fmt.Sprintf("new process %d exited after it took over; pid %d took the service back", child, pid)
+	s.checkStillServing(pid, why)
+	// It cannot hand over again, and says so; a stop works as ever.
+	s.signal(pid, syscall.SIGUSR1)
+	waitFor(t, 10*time.Second, "the refusal", func() bool {
+		return strings.Contains(s.read(s.stderr), "took the service back after its successor died")
+	})
+	s.signal(pid, syscall.SIGTERM)
+	if code := mustExit(t, pid, 20*time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	if _, err := os.Stat(s.pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid file after the stop: %v", err)
+	}
+}

@@ -31,6 +31,7 @@ const (
 	faultGate            = "gate"              // call Ready only once the file DAEMONIZE_TEST_GATE exists
 	faultHangIgnoreTERM  = "hang-ignore-term"  // never call Ready, and ignore SIGTERM
 	faultExtraListen     = "extra-listen"      // also listen on DAEMONIZE_TEST_EXTRA_ADDR
+	faultCrashAtGate     = "crash-at-gate"     // once ready, exit 3 when the gate file exists
 )
 
 // runHelper runs the test binary as a helper process instead of the tests.
@@ -145,16 +146,17 @@ func helperServer(fault string) {
 	case faultHang:
 		select {}
 	case faultGate:
-		os.WriteFile(os.Getenv("DAEMONIZE_TEST_GATE")+".waiting", nil, 0o644)
-		for {
-			if _, err := os.Stat(os.Getenv("DAEMONIZE_TEST_GATE")); err == nil {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitGate()
 	}
 	if err := d.Ready(); err != nil {
 		log.Fatal(err)
+	}
+	if fault == faultCrashAtGate {
+		go func() {
+			waitGate()
+			fmt.Fprintln(os.Stderr, "helper: crashing on purpose")
+			os.Exit(3)
+		}()
 	}
 	if fault == faultPanicAfterReady {
 		go func() { panic("helper: panic after ready on purpose") }()
@@ -162,5 +164,18 @@ func helperServer(fault string) {
 	if err := d.Wait(); err != nil {
 		log.Print(err)
 		os.Exit(1)
+	}
+}
+
+// waitGate says it waits, then waits until the test creates the file
+// DAEMONIZE_TEST_GATE.
+func waitGate() {
+	gate := os.Getenv("DAEMONIZE_TEST_GATE")
+	os.WriteFile(gate+".waiting", nil, 0o644)
+	for {
+		if _, err := os.Stat(gate); err == nil {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
