@@ -48,8 +48,12 @@ type procs struct {
 
 func newProcs() *procs { return &procs{groups: make(map[int]bool)} }
 
-// start starts a command in a new process group, with its output appended
-// to the file logPath. The caller observes its end with [gone], not Wait.
+// start starts a command in a session of its own (so a new process group),
+// with its output appended to the file logPath. The caller observes its end
+// with [gone], not Wait. A session of its own, as a daemon has: with Linux's
+// sched_autogroup each session is scheduled as a group, so a server in the
+// tool's session would share the load generator's group, and a detached
+// one would not.
 func (p *procs) start(logPath, bin string, args ...string) (pid int, err error) {
 	f, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
@@ -58,7 +62,7 @@ func (p *procs) start(logPath, bin string, args ...string) (pid int, err error) 
 	defer f.Close()
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// Held while starting, so that a process is either started before
 	// killAll runs or not at all.
 	p.mu.Lock()
