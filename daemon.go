@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -598,7 +599,7 @@ func (d *Daemon) drain() error {
 	ctx, cancel := context.WithTimeout(context.Background(), d.opts.DrainTimeout)
 	defer cancel()
 	d.mu.Lock()
-	fns := d.drains
+	fns := slices.Clone(d.drains)
 	if d.opts.Stop != nil {
 		fns = append(fns, d.opts.Stop)
 	}
@@ -661,7 +662,14 @@ func (d *Daemon) cleanup() {
 			os.Remove(p)
 		}
 	}
+	// tableflip closes its copies of the sockets in its own goroutine, and
+	// closes Exit once it has: wait, so that once Wait returns the sockets
+	// are released.
 	d.upg.Stop()
+	select {
+	case <-d.upg.Exit():
+	case <-time.After(killGrace):
+	}
 }
 
 // beginStop closes the Stopping channel, once. The process that serves

@@ -495,16 +495,20 @@ func readStat(t testing.TB, pid int) stat {
 // children lists the processes whose parent is the test process.
 func children() []int { return childrenOf(os.Getpid()) }
 
-// childrenOf lists the live processes whose parent is ppid.
+// childrenOf lists the processes whose parent is ppid, zombies included.
 func childrenOf(ppid int) []int {
+	return processesWhere(func(pid int) bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		return err == nil && procStat(b).ppid == ppid
+	})
+}
+
+// processesWhere lists the processes for which keep reports true.
+func processesWhere(keep func(pid int) bool) []int {
 	entries, _ := os.ReadDir("/proc")
 	var pids []int
 	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && procStat(b).ppid == ppid {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && keep(pid) {
 			pids = append(pids, pid)
 		}
 	}

@@ -278,21 +278,14 @@ func describeProcs(pids []int) string {
 // line names its pid file. A process that is exiting has closed its
 // descriptors a moment before it turns zombie: it does not count.
 func (s *server) processes() []int {
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+	return processesWhere(func(pid int) bool {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !strings.Contains(string(cmdline), s.pidFile+"\x00") || !alive(pid) {
+			return false
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(cmdline), s.pidFile+"\x00") && alive(pid) {
-			if fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); len(fds) > 0 {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		return len(fds) > 0
+	})
 }
 
 // TestStopDuringRestart sends SIGTERM while the new process is not ready:
