@@ -66,7 +66,11 @@ func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
 	select {
 	case <-d.stopC:
 		// Stopping began before the drain was registered.
-		go s.drain(context.Background())
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), d.opts.DrainTimeout)
+			defer cancel()
+			s.drain(ctx)
+		}()
 	default:
 	}
 	err := srv.Serve(ln)
