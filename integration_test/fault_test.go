@@ -184,6 +184,12 @@ func TestCrashAfterHandOver(t *testing.T) {
 	s.install(helperBin)
 	s.signal(pid, syscall.SIGUSR1)
 	child := s.waitPIDChange(pid)
+	// Crash only once the old process has handed over: it writes the new
+	// one's status then. (Before that, a crash is a failed restart.)
+	waitFor(t, 20*time.Second, "the hand-over", func() bool {
+		st, err := daemonize.ReadStatus(s.pidFile)
+		return err == nil && st.PID == child
+	})
 	os.WriteFile(gate, nil, 0o644)
 	waitFor(t, 20*time.Second, "the old process to take the service back", func() bool {
 		p, err := s.readPID()

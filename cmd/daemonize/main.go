@@ -165,10 +165,14 @@ func restart(pidFile string, timeout time.Duration, stdout, stderr io.Writer) in
 		failed string
 	)
 	done := poll(start.Add(timeout), func() bool {
+		// Whether the old process lives is asked before the status is
+		// read: once it is dead it writes nothing more, so the status
+		// read after says its last word.
+		oldAlive := alive(d.pid)
 		st, err := daemonize.ReadStatus(pidFile)
 		if err != nil {
-			if alive(d.pid) || last == nil {
-				return false // being replaced, or not written yet
+			if oldAlive || last == nil {
+				return false // not written yet
 			}
 			failed = "the daemon stopped during the restart"
 			return true
@@ -181,7 +185,7 @@ func restart(pidFile string, timeout time.Duration, stdout, stderr io.Writer) in
 			return true
 		case r != nil && r.Attempt >= want:
 			return st.Previous == nil && !alive(r.OldPID)
-		case !alive(d.pid) && st.PID == d.pid:
+		case !oldAlive && st.PID == d.pid:
 			failed = fmt.Sprintf("process %d exited during the restart", d.pid)
 			return true
 		}
