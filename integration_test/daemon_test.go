@@ -87,9 +87,7 @@ func TestLaunchFailsWhenPortTaken(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "address already in use") {
 		t.Errorf("launch on a taken port: exit %d, output %q; want 1 and the daemon's bind error", code, out)
 	}
-	if _, err := os.Stat(s.pidFile); !os.IsNotExist(err) {
-		t.Errorf("pid file left by a failed start: %v", err)
-	}
+	s.checkPIDFileGone()
 }
 
 func TestSecondInstanceRefused(t *testing.T) {
@@ -369,9 +367,7 @@ func TestStopDrainsInFlightRequest(t *testing.T) {
 	if code := mustExit(t, pid, 20*time.Second); code != 0 {
 		t.Errorf("exit %d after SIGTERM, want 0", code)
 	}
-	if _, err := os.Stat(s.pidFile); !os.IsNotExist(err) {
-		t.Errorf("pid file after stop: %v", err)
-	}
+	s.checkPIDFileGone()
 }
 
 func TestSecondSignalExitsAtOnce(t *testing.T) {
@@ -393,9 +389,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 			if err := <-req; err == nil {
 				t.Errorf("the 10-minute request succeeded, so the process did not exit at once")
 			}
-			if _, err := os.Stat(s.pidFile); !os.IsNotExist(err) {
-				t.Errorf("pid file after exit: %v", err)
-			}
+			s.checkPIDFileGone()
 		})
 	}
 }
@@ -419,9 +413,7 @@ func TestForeground(t *testing.T) {
 			if err := cmd.Wait(); err != nil {
 				t.Errorf("foreground process after %v: %v", sig, err)
 			}
-			if _, err := os.Stat(s.pidFile); !os.IsNotExist(err) {
-				t.Errorf("pid file after stop: %v", err)
-			}
+			s.checkPIDFileGone()
 		})
 	}
 }
@@ -458,9 +450,7 @@ func TestDrainDeadline(t *testing.T) {
 	if want := "1 requests still running"; !strings.Contains(s.read(s.stderr), want) {
 		t.Errorf("stderr lacks %q:\n%s", want, s.read(s.stderr))
 	}
-	if _, err := os.Stat(s.pidFile); !os.IsNotExist(err) {
-		t.Errorf("pid file after exit: %v", err)
-	}
+	s.checkPIDFileGone()
 }
 
 func TestDirUmaskAndSharedOutput(t *testing.T) {

@@ -209,7 +209,5 @@ func TestCrashAfterHandOver(t *testing.T) {
 	if code := mustExit(t, pid, 20*time.Second); code != 0 {
 		t.Errorf("exit %d", code)
 	}
-	if _, err := os.Stat(s.pidFile); !os.IsNotExist(err) {
-		t.Errorf("pid file after the stop: %v", err)
-	}
+	s.checkPIDFileGone()
 }

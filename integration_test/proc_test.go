@@ -326,6 +326,14 @@ func (s *server) waitPIDChange(old int) int {
 	return pid
 }
 
+// checkPIDFileGone checks that the pid file was removed.
+func (s *server) checkPIDFileGone() {
+	s.t.Helper()
+	if _, err := os.Stat(s.pidFile); !os.IsNotExist(err) {
+		s.t.Errorf("pid file %s still there after the stop: %v", s.pidFile, err)
+	}
+}
+
 // signal sends sig to pid.
 func (s *server) signal(pid int, sig syscall.Signal) {
 	s.t.Helper()

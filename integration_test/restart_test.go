@@ -304,18 +304,9 @@ func (s *server) processes() []int {
 func TestStopDuringRestart(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, exampleBin)
-	s.env = []string{"DAEMONIZE_TEST_HELPER=server", "DAEMONIZE_TEST_FAULT=" + faultHang}
+	s.gateRestarts() // the gate never opens: the new process is never ready
 	pid := s.start()
-	s.install(helperBin)
-	s.signal(pid, syscall.SIGUSR1)
-	var child int
-	waitFor(t, 20*time.Second, "the new process to start", func() bool {
-		kids := childrenOf(pid)
-		if len(kids) == 1 {
-			child = kids[0]
-		}
-		return child != 0
-	})
+	child := s.childAtGate(pid)
 	req := inFlight(t, s, pid, "/sleep?d=500ms")
 	s.signal(pid, syscall.SIGTERM)
 	if err := <-req; err != nil {
@@ -327,9 +318,7 @@ func TestStopDuringRestart(t *testing.T) {
 	if alive(child) {
 		t.Errorf("the new process %d outlived the stop", child)
 	}
-	if _, err := os.Stat(s.pidFile); !os.IsNotExist(err) {
-		t.Errorf("pid file after stop: %v", err)
-	}
+	s.checkPIDFileGone()
 }
 
 // TestParentKilledDuringRestart SIGKILLs the old process while the new one
