@@ -10,14 +10,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"github.com/cloudflare/tableflip"
 )
 
 // Default values for the zero fields of [Options].
@@ -30,23 +26,6 @@ const (
 // killGrace is how long a process told to stop with SIGTERM gets before
 // SIGKILL.
 const killGrace = 5 * time.Second
-
-var (
-	// ErrNotSupported is returned by [New] on platforms without fork, exec
-	// and file descriptor passing (Windows, Plan 9, wasm).
-	ErrNotSupported = errors.New("daemonize: not supported on this platform")
-
-	// ErrNotReady is returned by [Daemon.Restart] before [Daemon.Ready].
-	ErrNotReady = errors.New("daemonize: not ready")
-
-	// ErrAlreadyReady is returned by [Daemon.Ready] when called twice, and by
-	// [Daemon.Listen], [Daemon.ListenPacket] and [Daemon.File] after Ready.
-	ErrAlreadyReady = errors.New("daemonize: already ready")
-
-	// ErrStopping is returned by [Daemon.Restart] once the process stops or
-	// has handed over to a new one.
-	ErrStopping = errors.New("daemonize: stopping")
-)
 
 // Options configure [New]. The zero value runs in the foreground with no pid
 // file and the default timeouts.
@@ -83,19 +62,24 @@ type Options struct {
 	StartTimeout time.Duration
 
 	// UpgradeTimeout bounds how long a restart waits for the new process
-	// to become ready before stopping it. Zero means DefaultUpgradeTimeout.
+	// to become ready before killing it. Zero means DefaultUpgradeTimeout.
 	UpgradeTimeout time.Duration
 
 	// DrainTimeout bounds the drain after a stop signal or a restart: the
-	// deadline of the context passed to Stop and to the servers started
-	// with [Daemon.Serve]. Zero means DefaultDrainTimeout.
+	// deadline of the context passed to the functions of [Daemon.OnDrain]
+	// and to the servers of [Daemon.Serve]. Zero means DefaultDrainTimeout.
 	DrainTimeout time.Duration
 
-	// Stop, if not nil, is called when the process must stop serving:
-	// on SIGTERM or SIGINT, or once a restarted process has taken over.
-	// It should stop accepting, finish what is in flight, and return by
-	// the context's deadline.
-	Stop func(ctx context.Context) error
+	// TakeBack keeps the listening sockets of a process that handed over
+	// until its drain ends: if the new process dies without a clean stop
+	// meanwhile (it crashed, say, right after it was ready), the old one
+	// serves again, and the pid file, the status file and systemd name it
+	// again. It applies only when every listener runs under [Daemon.Serve]
+	// and no [Daemon.OnDrain] function is registered, since a drain the
+	// program carried out itself cannot be undone. A process that took the
+	// service back cannot restart again (tableflip passes sockets on once);
+	// stop it and start the service anew.
+	TakeBack bool
 
 	// ListenConfig, if not nil, creates the sockets of [Daemon.Listen] and
 	// [Daemon.ListenPacket] that were not inherited.
@@ -152,12 +136,10 @@ func (o Options) resolve(wd string) (Options, error) {
 // Chdir: relative paths in options and arguments are relative to it.
 var initialWD, _ = os.Getwd()
 
-// Environment variables the library sets for its own processes; each is
-// removed as soon as it is read, so that no grandchild inherits it.
-const (
-	envDetached  = "DAEMONIZE_DETACHED"         // set for the detached daemon: its report pipe's fd
-	envTableflip = "TABLEFLIP_HAS_PARENT_7DIU3" // set by tableflip for a restarted child
-)
+// envDetached is set for the detached daemon: its report pipe's
+// descriptor. It is removed as soon as it is read, so that no process the
+// daemon starts inherits it.
+const envDetached = "DAEMONIZE_DETACHED"
 
 // Daemon is a running daemon: its pid file, its signals, and the sockets it
 // hands to the next process on restart.
@@ -166,39 +148,33 @@ type Daemon struct {
 	log      *slog.Logger
 	exe      string
 	gen      int
-	started  time.Time
-	upg      *tableflip.Upgrader
+	started  time.Time // when generation 1 started
+	parent   int       // the previous generation's pid, 0 in generation 1
+	inherit  manifest  // what the previous generation passed
+	flip     *flipper
 	fds      fdSet
 	handoff  *handoff
 	pid      *pidFile
-	launcher *os.File // pipe to the launching process, until ready
-	parent   int      // the parent's pid, for a restarted child
+	out      output
+	notify   notifier
+	status   statusFile
+	life     *lifecycle
+	launcher *os.File      // pipe to the launching process, until ready
+	readyC   chan struct{} // closed at Ready: the listeners accept
 
-	notify         notifier
-	statusMu       sync.Mutex
-	status         Status
-	restarts       int   // restart attempts of the service, from the hand-off
-	attemptStarted int64 // when the restart that started this process began
+	readyDone atomic.Bool
 
-	stoppingUsed atomic.Bool // Stopping was called: the program stops servers of its own
-	spent        bool        // took the service back: tableflip hands over once per process
+	drainMu      sync.Mutex
+	drainingC    chan struct{} // closed when a drain begins; a new one after a take-back
+	onDrain      []func(context.Context) error
+	servers      []*httpDrain
+	cancelDrain  context.CancelCauseFunc // of the drain under way
+	drainsDone   chan struct{}           // closed when the drain functions of the drain under way have returned
+	hurried      atomic.Bool
+	releaseServe func()       // releases the lock that says this generation serves
+	successor    atomic.Int64 // the process this one handed over to, while it serves
 
-	mu         sync.Mutex
-	readyDone  bool
-	drains     []func(context.Context) error
-	successor  int // pid of the process that took over
-	servers    []*httpDrain
-	waitErr    error
-	parentGone chan struct{}
-
-	readyC     chan struct{}
-	stopC      chan struct{}
-	handedOver chan struct{} // closed once a hand-over has been reported
-	stopOnce   sync.Once
-	waitOnce   sync.Once
-	sigs       chan os.Signal
-	requests   chan chan error
-	stopReq    chan struct{}
+	waitOnce sync.Once
 }
 
 // newOnce guards the one Daemon a process may have.
@@ -209,6 +185,9 @@ var newOnce sync.Mutex
 // receives the sockets of a previous generation. Call it once, early in main,
 // before binding anything; then create listeners with [Daemon.Listen], call
 // [Daemon.Ready] and block in [Daemon.Wait].
+//
+// New points os.Stderr at a duplicate of descriptor 2, so that a restart
+// can tell the new process's standard error from this one's.
 //
 // With opts.Detach, the launching process never returns from New: it exits
 // once the daemon is ready or failed.
@@ -228,7 +207,7 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	report := reportPipe()
-	if o.Detach && report == nil && os.Getenv(envTableflip) == "" {
+	if o.Detach && report == nil && os.Getenv(tableflipMarker) == "" {
 		os.Exit(launch(o, exe))
 	}
 	d, err := newDaemon(o, exe, report)
@@ -280,20 +259,16 @@ func executable() (string, error) {
 
 func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 	d := &Daemon{
-		opts:       o,
-		log:        o.Logger,
-		exe:        exe,
-		gen:        1,
-		started:    time.Now(),
-		launcher:   report,
-		readyC:     make(chan struct{}),
-		stopC:      make(chan struct{}),
-		handedOver: make(chan struct{}),
-		sigs:       make(chan os.Signal, 16),
-		requests:   make(chan chan error),
-		stopReq:    make(chan struct{}, 1),
+		opts:      o,
+		log:       o.Logger,
+		exe:       exe,
+		gen:       1,
+		started:   time.Now(),
+		launcher:  report,
+		readyC:    make(chan struct{}),
+		drainingC: make(chan struct{}),
+		out:       output{stdout: o.Stdout, stderr: o.Stderr, errFd: -1},
 	}
-	os.Args[0] = exe // tableflip starts the child from os.Args[0]
 	if o.Umask != 0 {
 		setUmask(o.Umask)
 	}
@@ -302,76 +277,75 @@ func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 			return d, fmt.Errorf("daemonize: working directory: %w", err)
 		}
 	}
-	restarted := os.Getenv(envTableflip) != ""
 	d.notify = systemdEnv()
+	flip, restarted, err := startFlipper(exe, o.UpgradeTimeout)
+	if err != nil {
+		return d, err
+	}
+	d.flip = flip
 	if report == nil && !restarted && (o.Stdout != "" || o.Stderr != "") {
 		if err := redirect(o.Stdout, o.Stderr); err != nil {
 			return d, err
 		}
 	}
-	upg, err := tableflip.New(tableflip.Options{
-		// tableflip's own timeout is only a backstop: ours stops the child
-		// with SIGTERM first, then SIGKILL.
-		UpgradeTimeout: o.UpgradeTimeout + killGrace + time.Second,
-	})
-	os.Unsetenv(envTableflip) // tableflip leaves it for grandchildren to see
-	if err != nil {
-		return d, fmt.Errorf("daemonize: %w", err)
-	}
-	d.upg = upg
-	d.fds = fdSet{files: upg.Fds, lc: o.ListenConfig, readyC: d.readyC}
+	d.fds = fdSet{files: flip, lc: o.ListenConfig, readyC: d.readyC}
 	if restarted {
-		if err := d.inherit(); err != nil {
+		if err := d.inheritFrom(); err != nil {
 			return d, err
 		}
 	} else {
 		if d.fds.inherited, d.fds.activated, err = activatedSockets(); err != nil {
 			return d, err
 		}
-		h, err := newHandoff()
+		f, err := anonFile("daemonize-handoff")
 		if err == nil {
-			err = upg.AddFile(handoffName, h.f)
+			err = flip.AddFile(handoffName, f)
 		}
 		if err != nil {
-			return d, fmt.Errorf("daemonize: %w", err)
+			return d, fmt.Errorf("daemonize: hand-off file: %w", err)
 		}
-		d.handoff = h
+		d.handoff = &handoff{f: f}
+	}
+	if err := d.out.setup(flip, d.inherit.StderrCaptured); err != nil {
+		return d, err
 	}
 	d.fds.gen = d.gen
 	if o.PIDFile != "" && d.pid == nil {
 		if d.pid, err = lockPIDFile(o.PIDFile); err != nil {
 			return d, err
 		}
-		if err := upg.AddFile(pidLockName, d.pid.lock); err != nil {
+		if err := flip.AddFile(pidLockName, d.pid.lock); err != nil {
 			return d, fmt.Errorf("daemonize: %w", err)
 		}
 	}
-	d.status = Status{
+	d.status = statusFile{pid: d.pid, log: d.log, st: Status{
 		PID:            os.Getpid(),
 		Generation:     d.gen,
 		State:          StateStarting,
 		Executable:     exe,
 		Started:        time.Now(),
 		ServiceStarted: d.started,
-		Restarts:       d.restarts,
-	}
+		Restarts:       d.inherit.Restarts,
+	}}
+	d.life = newLifecycle(d, d.log, d.inherit.Restarts, flip.parentGone())
+	d.life.pid1 = isPID1()
 	if restarted {
-		d.status.Started = time.Unix(0, d.attemptStarted)
-	}
-	if !restarted {
-		d.setStatus(func(*Status) {})
+		d.status.st.Started = time.Unix(0, d.inherit.AttemptStarted)
+		d.life.deadline = time.After(d.readyDeadline())
+	} else {
+		d.status.set(func(*Status) {})
 		d.notify.startWatchdog(0, d.logError)
 	}
-	notifySignals(d.sigs)
-	go d.run()
+	notifySignals(d.life.signals)
+	go d.life.run()
 	return d, nil
 }
 
-// inherit takes what the parent process passed: the hand-off file, the
-// sockets it lists, and the pid file's lock.
-func (d *Daemon) inherit() error {
+// inheritFrom takes what the previous generation passed: the hand-off
+// file, the sockets it lists, and the pid file's lock.
+func (d *Daemon) inheritFrom() error {
 	d.parent = os.Getppid()
-	f, err := d.upg.File(handoffName)
+	f, err := d.flip.File(handoffName)
 	if err == nil && f == nil {
 		err = errors.New("the parent process passed no hand-off file; were both built with daemonize?")
 	}
@@ -384,22 +358,25 @@ func (d *Daemon) inherit() error {
 	if err != nil {
 		return err
 	}
+	d.inherit = m
 	d.gen = m.Generation
 	d.started = time.Unix(0, m.Started)
-	d.restarts, d.attemptStarted = m.Restarts, m.AttemptStarted
 	d.notify.socket, d.notify.watchdog = m.NotifySocket, time.Duration(m.WatchdogUSec)*time.Microsecond
 	d.fds.inherited = m.Files
-	if lock, err := d.upg.File(pidLockName); err != nil {
+	if lock, err := d.flip.File(pidLockName); err != nil {
 		return fmt.Errorf("daemonize: %w", err)
 	} else if lock != nil && d.opts.PIDFile != "" {
 		d.pid = &pidFile{path: d.opts.PIDFile, lock: lock}
 	}
-	d.parentGone = make(chan struct{})
-	go func() {
-		d.upg.WaitForParent(context.Background())
-		close(d.parentGone)
-	}()
 	return nil
+}
+
+// readyDeadline is how long a restarted process has left to become ready.
+func (d *Daemon) readyDeadline() time.Duration {
+	if d.inherit.Deadline != 0 {
+		return time.Duration(d.inherit.Deadline-monotonicUSec())*time.Microsecond + readyGuard(d.opts.UpgradeTimeout)
+	}
+	return time.Until(time.Unix(0, d.inherit.AttemptStarted).Add(d.opts.UpgradeTimeout))
 }
 
 // reportError tells whoever waits for this process to become ready (the
@@ -416,9 +393,6 @@ func (d *Daemon) reportError(err error) {
 	}
 }
 
-// oneLine folds a message onto one line.
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " | ") }
-
 // Listen returns a listener for network and addr: the one the previous
 // generation passed, or a new one. Call it before [Daemon.Ready]. Its Accept
 // waits until Ready: until the new process is ready, connections wait in the
@@ -428,6 +402,9 @@ func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " | ") }
 // address it is bound to: "localhost:8080" finds the socket a previous
 // generation asked for as "127.0.0.1:8080", and ":0" keeps the port the
 // first generation got.
+//
+// The listener may be wrapped (by [crypto/tls.NewListener], say) before it
+// is given to [Daemon.Serve].
 func (d *Daemon) Listen(network, addr string) (net.Listener, error) {
 	ln, err := d.fds.listen(network, addr)
 	d.reportError(err)
@@ -436,7 +413,8 @@ func (d *Daemon) Listen(network, addr string) (net.Listener, error) {
 
 // ListenPacket is [Daemon.Listen] for packet sockets: udp, udp4, udp6 and
 // unixgram. The socket is not gated: do not read from it before Ready, or a
-// new process that then fails takes datagrams with it.
+// new process that then fails takes datagrams with it. Close it when
+// [Daemon.Draining] is closed: the socket lives on in the new process.
 func (d *Daemon) ListenPacket(network, addr string) (net.PacketConn, error) {
 	pc, err := d.fds.listenPacket(network, addr)
 	d.reportError(err)
@@ -457,25 +435,16 @@ func (d *Daemon) File(name string, open func() (*os.File, error)) (*os.File, err
 // writes the pid file, tells the launching process or the parent of a
 // restart, and closes the inherited sockets nobody asked for.
 func (d *Daemon) Ready() error {
-	err := d.ready()
+	reply := make(chan error, 1)
+	d.life.send(evReady{reply})
+	err := <-reply
 	d.reportError(err)
 	return err
 }
 
-func (d *Daemon) ready() error {
-	// d.mu is held throughout, so that the signal loop, which reads
-	// readyDone under it, sees this process as ready or not, never half
-	// way: a SIGUSR1 sent as soon as the pid file names it is not lost.
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.readyDone {
-		return fmt.Errorf("daemonize: Ready called twice: %w", ErrAlreadyReady)
-	}
-	select {
-	case <-d.stopC:
-		return fmt.Errorf("daemonize: Ready: %w", ErrStopping)
-	default:
-	}
+// becomeReady does the work of Ready, in the lifecycle's loop, so that a
+// signal is handled wholly before it or wholly after.
+func (d *Daemon) becomeReady() error {
 	for _, e := range d.fds.markReady() {
 		d.log.Info("daemonize: closing inherited socket nobody asked for", "network", e.Network, "addr", e.Addr)
 		if e.Kind == kindListener && strings.HasPrefix(e.Network, "unix") && !strings.HasPrefix(e.Bound, "@") {
@@ -483,41 +452,53 @@ func (d *Daemon) ready() error {
 		}
 	}
 	if d.parent != 0 {
-		won, _, err := d.handoff.transition(stateReady)
+		deadline := d.inherit.Deadline
+		won, _, err := d.handoff.transition(stateReady, func() bool { return deadline == 0 || monotonicUSec() < deadline })
 		if err != nil {
 			return err
 		}
 		if !won {
-			return fmt.Errorf("daemonize: the old process gave up waiting for this one after %s (Options.UpgradeTimeout); it keeps serving", d.opts.UpgradeTimeout)
+			return fmt.Errorf("daemonize: not ready within the old process's %s (Options.UpgradeTimeout); it keeps serving", d.opts.UpgradeTimeout)
+		}
+		if d.releaseServe, err = d.handoff.serve(d.gen); err != nil {
+			d.log.Warn("daemonize: cannot take the serving lock; the old process will not notice if this one dies", "err", err)
 		}
 	}
+	// Accept before telling the old process, which then stops accepting:
+	// there is no moment when nobody accepts. The pid file names this
+	// process before the old one learns it is ready, so that it never
+	// names a process that has exited.
+	close(d.readyC)
 	if d.pid != nil {
 		if err := d.pid.write(os.Getpid()); err != nil {
 			return err
 		}
 	}
+	if err := d.flip.ready(); err != nil && os.Getppid() == d.parent {
+		return err
+	}
+	// Unless orphaned, the parent copies what this process wrote before
+	// Ready into the log.
+	parentGone := d.parent != 0 && os.Getppid() != d.parent
+	d.logError(d.out.release(parentGone))
 	if d.parent == 0 {
-		d.setStatus(func(st *Status) { st.State = StateReady })
+		d.status.set(func(st *Status) { st.State = StateReady })
 	} else {
 		// The old process writes this same status once it learns that we
 		// are ready, keeping the write off the restart's critical path;
 		// unless it is gone already.
-		st := readyStatus(d.status, d.parent, os.Getpid(), d.gen, d.restarts, time.Unix(0, d.attemptStarted), time.Now())
-		d.updateStatus(func(s *Status) { *s = st })
-		if os.Getppid() != d.parent {
-			d.setStatus(func(*Status) {})
+		st := readyStatus(d.status.get(), d.parent, os.Getpid(), d.gen, d.inherit.Restarts, time.Unix(0, d.inherit.AttemptStarted), time.Now())
+		d.status.update(func(s *Status) { *s = st })
+		if parentGone {
+			d.status.set(func(*Status) {})
 		}
-	}
-	close(d.readyC) // listeners accept from now on
-	if err := d.upg.Ready(); err != nil && os.Getppid() == d.parent {
-		return fmt.Errorf("daemonize: %w", err)
 	}
 	if d.launcher != nil {
 		fmt.Fprintf(d.launcher, "ready %d\n", os.Getpid())
 		d.launcher.Close()
 		d.launcher = nil
 	}
-	d.readyDone = true
+	d.readyDone.Store(true)
 	d.log.Info("daemonize: ready", "pid", os.Getpid(), "generation", d.gen)
 	if d.parent == 0 {
 		d.logError(d.notify.send("READY=1", "STATUS="+d.describe()))
@@ -541,160 +522,75 @@ func (d *Daemon) logError(err error) {
 	}
 }
 
-// isReady reports whether Ready has succeeded. It waits for a Ready that
-// is under way.
-func (d *Daemon) isReady() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.readyDone
-}
-
 // Generation returns 1 for the first process of the service and counts up
 // with each restart.
 func (d *Daemon) Generation() int { return d.gen }
 
-// Stopping returns a channel that is closed when the process must stop
-// serving: after SIGTERM or SIGINT, or once a restarted process took over.
-func (d *Daemon) Stopping() <-chan struct{} {
-	d.stoppingUsed.Store(true)
-	return d.stopC
-}
-
-// Stop asks the process to stop, as SIGTERM does.
-func (d *Daemon) Stop() {
+// Restart starts the executable at the same path as a new process, passes it
+// the listeners, and waits until it is ready. Then this process stops
+// serving: [Daemon.Draining] is closed and [Daemon.Wait] drains. On failure
+// the new process is stopped and this one keeps serving; the error is a
+// [*RestartError]. SIGUSR1 asks for a restart the same way.
+//
+// A request is answered only by an attempt that starts the executable after
+// the request arrived: requests made during an attempt share one follow-up,
+// which runs if the attempt fails, or if it succeeds but the executable was
+// replaced meanwhile (then the new process runs it, and Restart returns an
+// error wrapping [ErrHandedOver]). A restart asked for while the previous
+// generation still drains makes it hurry, and starts once it has exited.
+//
+// If ctx ends first, Restart returns its error; the restart goes on.
+func (d *Daemon) Restart(ctx context.Context) error {
+	reply := make(chan error, 1)
 	select {
-	case d.stopReq <- struct{}{}:
-	default:
+	case d.life.events <- evRestart{reply}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-// Wait blocks until the process must stop serving, then drains: it calls
-// Options.Stop and the drains of [Daemon.Serve] with a context that ends
-// after Options.DrainTimeout, and waits for them. It then removes the pid
-// file if it still names this process, and returns. The error says what was
-// still running when the drain deadline passed; the program should then exit
-// non-zero.
+// Stop asks the process to stop, as SIGTERM does: it stops accepting at
+// once (new connections are refused), drains, and [Daemon.Wait] returns.
+func (d *Daemon) Stop() { d.life.send(evStop{}) }
+
+// Draining returns a channel that is closed when this process begins to
+// drain: after SIGTERM, SIGINT or [Daemon.Stop], or once a new process took
+// over. A handler of a long-lived request (a WebSocket, server-sent events,
+// a streaming call) selects on it to end the request at a point where its
+// client can carry on with the new process. After a take-back (see
+// [Options.TakeBack]) the process serves again, and Draining returns a new
+// channel.
+func (d *Daemon) Draining() <-chan struct{} {
+	d.drainMu.Lock()
+	defer d.drainMu.Unlock()
+	return d.drainingC
+}
+
+// OnDrain registers fn to run when the process drains, with a context that
+// ends after [Options.DrainTimeout]. fn should stop accepting (close its
+// listeners: the sockets live on in the new process), finish what is in
+// flight, and return by the context's deadline. [Daemon.Wait] waits for it.
+// Use it for servers that are not run by [Daemon.Serve].
+func (d *Daemon) OnDrain(fn func(ctx context.Context) error) {
+	d.drainMu.Lock()
+	defer d.drainMu.Unlock()
+	d.onDrain = append(d.onDrain, fn)
+}
+
+// Wait blocks until the process must stop serving, then waits for the
+// drain: the functions of [Daemon.OnDrain] and the servers of
+// [Daemon.Serve], within [Options.DrainTimeout]. It then removes the pid
+// file if it still names this process, and returns. The error says what
+// was still running when the drain deadline passed; the program should
+// then exit non-zero.
 func (d *Daemon) Wait() error {
-	<-d.stopC
-	d.waitOnce.Do(func() {
-		d.waitErr = d.drain()
-		if d.successorPID() != 0 {
-			<-d.handedOver // systemd and the status file are told
-		}
-		d.cleanup()
-	})
-	return d.waitErr
-}
-
-// onStop adds a drain function, run when the process must stop serving.
-func (d *Daemon) onStop(fn func(context.Context) error) {
-	d.mu.Lock()
-	d.drains = append(d.drains, fn)
-	d.mu.Unlock()
-}
-
-// drain runs every drain function until it returns or the drain deadline
-// passes.
-func (d *Daemon) drain() error {
-	ctx, cancel := context.WithTimeout(context.Background(), d.opts.DrainTimeout)
-	defer cancel()
-	d.mu.Lock()
-	fns := slices.Clone(d.drains)
-	if d.opts.Stop != nil {
-		fns = append(fns, d.opts.Stop)
-	}
-	d.mu.Unlock()
-	results := make(chan error, len(fns))
-	for _, fn := range fns {
-		go func() { results <- fn(ctx) }()
-	}
-	var errs []error
-	for left := len(fns); left > 0; left-- {
-		select {
-		case err := <-results:
-			if err != nil && !errors.Is(err, context.Canceled) {
-				errs = append(errs, err)
-			}
-		case <-ctx.Done():
-			// Give the drains a moment to return their own account of
-			// what was still running, then stop waiting.
-			grace := time.NewTimer(100 * time.Millisecond)
-			for ; left > 0; left-- {
-				select {
-				case err := <-results:
-					if err != nil {
-						errs = append(errs, err)
-					}
-					continue
-				case <-grace.C:
-				}
-				break
-			}
-			if left > 0 {
-				errs = append(errs, fmt.Errorf("%d stop functions still running", left))
-			}
-			grace.Stop()
-			err := fmt.Errorf("daemonize: drain deadline (%s) passed: %w", d.opts.DrainTimeout, errors.Join(errs...))
-			d.log.Error(err.Error())
-			return err
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("daemonize: stop: %w", errors.Join(errs...))
-	}
-	return nil
-}
-
-// cleanup releases what this process holds for the service. The pid file
-// and its lock go only with the last process; a process that handed over
-// leaves them to its successor.
-func (d *Daemon) cleanup() {
-	d.mu.Lock()
-	last := d.readyDone && d.successor == 0
-	d.mu.Unlock()
-	if d.pid != nil {
-		d.pid.remove(os.Getpid(), last)
-	}
-	d.fds.closeListeners(false) // if the program has not: connections are refused, not queued
-	d.fds.releaseKept()
-	if last {
-		for _, p := range d.fds.unixPaths() {
-			os.Remove(p)
-		}
-	}
-	// tableflip closes its copies of the sockets in its own goroutine, and
-	// closes Exit once it has: wait, so that once Wait returns the sockets
-	// are released.
-	d.upg.Stop()
-	select {
-	case <-d.upg.Exit():
-	case <-time.After(killGrace):
-	}
-}
-
-// beginStop closes the Stopping channel, once. The process that serves
-// the service says it stops; one that handed over just drains.
-func (d *Daemon) beginStop(why string) {
-	d.stopOnce.Do(func() {
-		d.log.Info("daemonize: stopping", "pid", os.Getpid(), "reason", why)
-		if d.successorPID() == 0 {
-			d.handoff.markStopping()
-			d.setStatus(func(st *Status) { st.State = StateStopping })
-			d.logError(d.notify.send("STOPPING=1", "STATUS=stopping: draining"))
-		}
-		close(d.stopC)
-	})
-}
-
-// exitNow ends the process at once, on a second stop signal or a stop
-// before Ready, killing the child of a running restart with killChild.
-func (d *Daemon) exitNow(why string, killChild bool) {
-	d.log.Warn("daemonize: exiting at once", "pid", os.Getpid(), "reason", why)
-	if killChild {
-		if pid, _ := d.handoff.child(); pid != 0 {
-			signalProcess(pid, syscall.SIGKILL)
-		}
-	}
-	d.cleanup()
-	os.Exit(1)
+	<-d.life.done
+	d.waitOnce.Do(d.cleanup)
+	return d.life.drainErr
 }

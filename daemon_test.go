@@ -76,19 +76,26 @@ func TestCheckExecutable(t *testing.T) {
 	}
 }
 
-func TestTableflipChild(t *testing.T) {
-	for in, want := range map[string]int{
-		"child pid=42 exited: exit status 1": 42,
-		"new child pid=7 timed out":          7,
-		"can't start child: fork/exec":       0,
-		"pid=":                               0,
-		"pid=123":                            123,
+func TestChildError(t *testing.T) {
+	for in, want := range map[string]struct {
+		pid int
+		err string
+	}{
+		"child pid=42 exited: exit status 1":    {42, "exited: exit status 1"},
+		"child pid=42 exited":                   {42, "exited: exit status 0"},
+		"child pid=9 exited: signal: killed":    {9, "exited: signal: killed"},
+		"new child pid=7 timed out":             {7, ErrUpgradeTimeout.Error()},
+		"terminating":                           {0, ErrStopping.Error()},
+		"can't start child: fork/exec /x: nope": {0, "cannot start the new process: fork/exec /x: nope"},
 	} {
-		if got := tableflipChild(errors.New(in)); got != want {
-			t.Errorf("tableflipChild(%q) = %d, want %d", in, got, want)
+		pid, err := childError(errors.New(in))
+		if pid != want.pid || err.Error() != want.err {
+			t.Errorf("childError(%q) = %d, %v; want %d, %s", in, pid, err, want.pid, want.err)
 		}
 	}
-	if tableflipChild(nil) != 0 {
-		t.Errorf("tableflipChild(nil) != 0")
+	_, err := childError(errors.New("child pid=5 exited: exit status 3"))
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 3 {
+		t.Errorf("childError: %v is not an *ExitError with code 3", err)
 	}
 }

@@ -41,60 +41,81 @@
 // the listening sockets as inherited descriptors:
 //
 //   - At most two generations are alive at once, and at most one of them is
-//     not ready. A restart asked for while one runs joins it; one asked for
-//     while the previous generation still drains starts once it has exited.
+//     not ready: a generation restarts only once the previous one has
+//     exited, and runs one restart attempt at a time.
+//   - A restart request (SIGUSR1, [Daemon.Restart], the daemonize command)
+//     is answered only by an attempt that starts the executable after the
+//     request arrived. Requests that arrive during an attempt share one
+//     follow-up attempt, which runs when the attempt fails, and when it
+//     succeeds but the executable was replaced since it began (then the new
+//     generation runs it). So a storm of requests makes at most two
+//     attempts, and a deploy's request is never answered by an attempt that
+//     ran the previous binary. A request made while the previous generation
+//     still drains makes it hurry, and starts once it has exited.
 //   - The pid file always names the generation that serves new work: the old
 //     one until the new one is ready, then (replaced atomically) the new one.
 //     It is removed when the last generation stops.
-//   - The listening sockets are never closed while any generation lives:
+//   - The listening sockets stay open while any generation serves:
 //     connections that arrive during a restart wait in the socket's queue
-//     until one of the processes accepts them.
+//     until one of the processes accepts them, and the old process accepts
+//     until the new one does. From the moment a stop begins, every copy of
+//     every socket is closed, so new connections are refused; a socket
+//     systemd passed (socket activation) stays open in systemd, where new
+//     connections wait for the next start.
 //   - If the new process exits, crashes or is not ready within
-//     [Options.UpgradeTimeout], it is stopped (SIGTERM, then SIGKILL after
-//     5 s) and reaped, the old one keeps serving, and [Daemon.Restart]
-//     returns a [*RestartError] saying why. A new process that never reached
-//     [New] (a wrong file installed, a hang in init) has not told the old one
-//     its pid; it gets SIGKILL 6 s after the timeout.
+//     [Options.UpgradeTimeout], it is killed, whether or not it reached
+//     [New], and reaped; the old one keeps serving, and [Daemon.Restart]
+//     returns a [*RestartError] saying why, quoting the new process's own
+//     standard error (captured until it is ready, then copied into the log).
 //   - If the old process dies (even by SIGKILL) before the new one is ready,
 //     the new one carries on alone: it serves once ready, and exits if it is
-//     not ready within UpgradeTimeout. It never hangs waiting for a parent.
-//   - If the new process dies without a clean stop (it crashed, say, right
-//     after Ready) while the old one still drains, the old one takes the
-//     service back: it kept its listening sockets, serves again, and the pid
-//     file, the status file and systemd name it again. This needs every
-//     server to run under [Daemon.Serve] (no Options.Stop, no Stopping),
-//     since a stop the program carried out itself cannot be undone. tableflip
-//     hands a process's sockets over once, so that process refuses further
-//     restarts until the service is stopped and started again.
+//     not ready within UpgradeTimeout of the restart. It never hangs
+//     waiting for a parent.
+//   - With [Options.TakeBack], if the new process dies without a clean stop
+//     (it crashed, say, right after Ready) while the old one still drains,
+//     the old one takes the service back: it kept its listening sockets,
+//     serves again, and the pid file, the status file and systemd name it
+//     again. tableflip hands a process's sockets over once, so that process
+//     refuses further restarts until the service is stopped and started
+//     again.
 //
 // # Signals
 //
-//   - SIGTERM, SIGINT: stop. [Daemon.Stopping] is closed and [Daemon.Wait]
-//     drains within [Options.DrainTimeout]. A second signal exits at once.
-//     During a restart, the new process is stopped first.
-//   - SIGUSR1: restart ([Daemon.Restart]).
+//   - SIGTERM, SIGINT: stop. New connections are refused, [Daemon.Draining]
+//     is closed and [Daemon.Wait] drains within [Options.DrainTimeout]. A
+//     second signal exits at once. During a restart, the new process is
+//     killed first. A process that handed over and drains takes the signal
+//     as a request to hurry.
+//   - SIGUSR1: restart ([Daemon.Restart]). A process that handed over passes
+//     it on to the one that took over.
 //   - SIGHUP: reopen the output files by path, after logrotate renamed them.
 //
 // # Draining
 //
-// [Daemon.Serve] drains an [net/http.Server] without losing a request: it
-// stops accepting, answers further requests with "Connection: close", and
-// waits until the connections have closed. A server of another protocol
-// drains in [Options.Stop]: stop accepting (close the listener: the socket
-// lives on in the new process), finish the work in flight, close each
-// connection at a point where the protocol lets the client retry safely,
-// and return by the context's deadline.
+// [Daemon.Serve] drains an [net/http.Server] without losing a request, HTTP/1
+// and HTTP/2, in the clear or over TLS: see its documentation. A handler of
+// a long-lived request (server-sent events, a WebSocket, a stream) selects
+// on [Daemon.Draining] and ends the request at a point where the client can
+// carry on with the new process. A server of another protocol registers its
+// drain with [Daemon.OnDrain]: stop accepting (close the listener: the
+// socket lives on in the new process), finish the work in flight, close
+// each connection at a point where the protocol lets the client retry
+// safely, and return by the context's deadline.
 //
 // # systemd
 //
-// Run in the foreground under Type=notify or with Type=forking and the
+// Run in the foreground under Type=notify, or with Type=forking and the
 // pid file:
 //
 //	[Service]
-//	Type=forking
-//	PIDFile=/run/app.pid
-//	ExecStart=/usr/local/bin/app -detach -pidfile /run/app.pid
+//	Type=notify
+//	ExecStart=/usr/local/bin/app -pidfile /run/app.pid
 //	ExecReload=/bin/kill -USR1 $MAINPID
+//
+// The process sends READY=1, RELOADING=1, STOPPING=1 and the watchdog's
+// pings; a restart moves MAINPID to the new process. While a stop drains,
+// it asks systemd for more time (EXTEND_TIMEOUT_USEC), never past
+// DrainTimeout.
 //
 // # Pitfalls
 //
@@ -104,6 +125,11 @@
 //     the old file: the running process's text is that file.
 //   - Create every listener before Ready: a restarted process closes the
 //     inherited sockets nobody asked for when it becomes ready.
+//   - New points os.Stderr at a duplicate of descriptor 2: during a restart
+//     that duplicate captures the new process's standard error. Lines the
+//     program writes through os.Stderr during a restart go there too (and
+//     into the log at its end); loggers made before New write to
+//     descriptor 2.
 //   - A start that fails in the foreground (the program exits after New)
 //     may leave PIDFile.lock and PIDFile.status beside the pid file; no
 //     process holds them, and the next start takes them over. A detached
@@ -111,4 +137,38 @@
 //   - In the foreground at a terminal, a restart hands the service to a new
 //     process and the old one exits, so the shell gets its prompt back while
 //     the service runs on; the old process prints the new pid first.
+//
+// # Where things are
+//
+//   - daemon.go: [New], [Options], the [Daemon] and its methods; Ready's work.
+//   - lifecycle.go: the state of a process (starting, serving, restarting,
+//     handed over, took back, stopping), the one loop that owns it, and a
+//     method per event.
+//   - upgrade.go: one restart attempt: start, wait, kill, report.
+//   - tableflip.go: the only contact with tableflip, and its quirks.
+//   - handoff.go: the manifest a parent writes for its child and the
+//     control block they share (ready or given up, serving, hurry).
+//   - fds.go and listener.go: the sockets and files passed on, found again
+//     by address or name; the gated listener; the connections Serve counts.
+//   - http.go: Serve and the drain of HTTP/1 and HTTP/2.
+//   - drain.go: a process's drain and clean-up; takeback.go: the take-back.
+//   - output_unix.go: standard output and error, their reopening, and the
+//     capture of a new process's standard error.
+//   - launcher_unix.go: the launching process of Detach.
+//   - pidfile.go, status.go: the pid file and its lock, the status file.
+//   - systemd.go, systemd_unix.go: the notify protocol and socket activation.
+//   - control/: what deploy tools need; cmd/daemonize is flag parsing
+//     around it.
+//
+// The life of a restart through them: SIGUSR1 reaches the lifecycle's loop
+// (lifecycle.go), which starts an attempt (upgrade.go): the parent writes the
+// manifest (handoff.go), points the new process's standard error at a
+// capture (output_unix.go) and asks tableflip to start the executable
+// (tableflip.go). The new process, in New, reads the manifest, claims its
+// sockets by address (fds.go) and, in Ready, wins the ready-or-given-up
+// race in the control block, takes the serving lock, accepts, writes the pid
+// file and tells tableflip. The parent's attempt ends; the lifecycle hands
+// over (stops accepting, tells systemd and the status file) and drains
+// (drain.go, http.go); Wait returns and the old process exits. The new
+// process, once its parent has exited, may restart in turn.
 package daemonize

@@ -10,8 +10,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // memTable is tableflip's file table, in memory: it keeps a duplicate of
@@ -33,24 +31,6 @@ func (m memTable) File(name string) (*os.File, error) {
 		return nil, nil
 	}
 	return dupFile(f)
-}
-
-func dupFile(f *os.File) (*os.File, error) {
-	raw, err := f.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	var dup *os.File
-	var dupErr error
-	err = raw.Control(func(fd uintptr) {
-		var n int
-		n, dupErr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
-		dup = os.NewFile(uintptr(n), f.Name())
-	})
-	if err == nil {
-		err = dupErr
-	}
-	return dup, err
 }
 
 // TestInheritListeners passes listeners from one fdSet to a second one, as
@@ -80,7 +60,7 @@ func TestInheritListeners(t *testing.T) {
 	defer pc.Close()
 
 	// The child asks for the same sockets, some by other names.
-	m, err := decodeManifest(mustEncode(t, manifest{Generation: 2, Files: parent.passOn()}))
+	m, err := decodeManifest(encodeManifest(manifest{Generation: 2, Files: parent.passOn()}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,14 +93,6 @@ func TestInheritListeners(t *testing.T) {
 	if got := len(child.passOn()); got != 4 {
 		t.Errorf("child passes on %d sockets, want 4", got)
 	}
-}
-
-func mustEncode(t *testing.T, m manifest) []byte {
-	b, err := encodeManifest(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func TestSameAddr(t *testing.T) {
@@ -172,11 +144,12 @@ func TestCheckAddr(t *testing.T) {
 }
 
 func TestHandoff(t *testing.T) {
-	h, err := newHandoff()
+	f, err := anonFile("test-handoff")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.f.Close()
+	h := &handoff{f: f}
+	defer f.Close()
 	m := manifest{Version: manifestVersion, Generation: 3, Started: 42, Files: []entry{{Name: "g1.1", Kind: kindListener, Network: "tcp", Addr: ":0", Bound: "[::]:9"}}}
 	if err := h.begin(m); err != nil {
 		t.Fatal(err)
@@ -190,10 +163,13 @@ func TestHandoff(t *testing.T) {
 	if pid, msg := h.child(); pid != 1234 || len(msg) == 0 || len(msg) > maxMessage {
 		t.Errorf("child() = %d, %d bytes", pid, len(msg))
 	}
-	if won, _, err := h.transition(stateReady); !won || err != nil {
+	if won, _, err := h.transition(stateReady, func() bool { return false }); won || err != nil {
+		t.Fatalf("a transition too late won: %v", err)
+	}
+	if won, _, err := h.transition(stateReady, func() bool { return true }); !won || err != nil {
 		t.Fatalf("first transition lost: %v", err)
 	}
-	if won, state, _ := h.transition(stateAborted); won || state != stateReady {
+	if won, state, _ := h.transition(stateAborted, nil); won || state != stateReady {
 		t.Errorf("second transition won (state %d), want it to lose to ready", state)
 	}
 	if err := h.begin(m); err != nil { // the next restart starts afresh
@@ -209,7 +185,8 @@ func TestDecodeManifestErrors(t *testing.T) {
 	for in, want := range map[string]string{
 		"":                                  "not a daemonize hand-off",
 		"nope":                              "not a daemonize hand-off",
-		"daemonize-handoff 2\n":             "version \"2\"",
+		"daemonize-handoff 3\n":             "version \"3\"",
+		"daemonize-handoff 0\n":             "version \"0\"",
 		"daemonize-handoff 1\ngeneration 1": "bad generation 1",
 		head + "restarts -1":                "restart count -1",
 		head + "color blue":                 "unknown line",
@@ -233,13 +210,15 @@ func FuzzDecodeManifest(f *testing.F) {
 	f.Add([]byte("daemonize-handoff 1\ngeneration 2\nstarted 1\nrestarts 1\nnotify \"@sd\"\nfile \"g1.1\" \"listener\" \"tcp\" \":0\" \"[::]:1\"\n"))
 	f.Add([]byte("daemonize-handoff 1\ngeneration 9\nfile \"a\\x00\" \"file\" \"\" \"x y\" \"\"\n"))
 	f.Add([]byte("daemonize-handoff 1\n"))
+	f.Add([]byte("daemonize-handoff 2\ngeneration 3\ndeadline 77\nstderr-captured true\n"))
 	f.Add([]byte("\x00\xff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := decodeManifest(b)
 		if err != nil {
 			return
 		}
-		again, err := decodeManifest(mustEncode(t, m))
+		again, err := decodeManifest(encodeManifest(m))
+		m.Version = manifestVersion // a version 1 hand-off is written anew as the current one
 		if err != nil || fmt.Sprint(again) != fmt.Sprint(m) {
 			t.Errorf("round trip of %+v: %+v, %v", m, again, err)
 		}
@@ -312,7 +291,7 @@ func benchManifest(n int) manifest {
 func BenchmarkManifest(b *testing.B) {
 	for _, n := range []int{1, 1000} {
 		m := benchManifest(n)
-		enc, _ := encodeManifest(m)
+		enc := encodeManifest(m)
 		b.Run(fmt.Sprintf("encode/%d", n), func(b *testing.B) {
 			for b.Loop() {
 				encodeManifest(m)

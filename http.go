@@ -8,64 +8,68 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
-// Serve serves HTTP/1.x requests from ln with srv until the process must stop
-// serving, and then drains without losing a request. It returns nil once it
-// has stopped accepting, or the error of [http.Server.Serve] if serving
-// fails. Call it in its own goroutine before [Daemon.Ready]; [Daemon.Wait]
-// waits for its drain.
+// This file is the drain of an HTTP server: how Serve makes every client
+// leave the old generation the way its protocol allows.
 //
-// The drain stops accepting (the socket stays open in the new process, where
-// waiting connections are accepted), answers every further request with
-// "Connection: close", and waits for each connection to close. Unlike
-// [http.Server.Shutdown], it never closes an idle keep-alive connection
-// while the drain runs, since a client may be sending its next request on it
-// at that very moment and would see the connection closed without a
-// response. Idle connections left at the drain deadline are closed then.
+//   - HTTP/1.x: every response that begins during the drain says
+//     "Connection: close", so a client sends nothing more on it. A
+//     keep-alive connection that is idle (between requests) is closed once
+//     it has been idle for idleGrace, at once when the drain must hurry:
+//     closing an idle connection races with a client that sends a request
+//     on it at that very moment, and a client that has just used it is the
+//     likeliest to, so recently used connections get the grace.
+//   - HTTP/2: the first response on a connection during the drain sends
+//     GOAWAY (net/http does, for "Connection: close"); once no HTTP/1
+//     connection is left, http.Server.Shutdown sends GOAWAY on the rest and
+//     runs the hooks of RegisterOnShutdown. Streams in flight finish.
+//   - Long-lived requests (server-sent events, WebSockets, streams) end when
+//     their handler sees Daemon.Draining closed; hijacked connections are
+//     counted until they close, and closed at the drain deadline.
+
+// idleGrace is how long an idle HTTP/1 connection is left open during a
+// drain before it is closed.
+const idleGrace = 250 * time.Millisecond
+
+// connKey finds a request's connection in its context.
+type connKey struct{}
+
+// Serve serves HTTP requests (HTTP/1.x, and HTTP/2 where srv speaks it)
+// from ln with srv until the process must stop serving, and then drains
+// without losing a request. ln is a listener from [Daemon.Listen], or one
+// that wraps it, such as [crypto/tls.NewListener] for HTTPS. Serve returns
+// nil once the drain has stopped it accepting, or the error of
+// [http.Server.Serve] if serving fails. Call it in its own goroutine before
+// [Daemon.Ready]; [Daemon.Wait] waits for its drain.
 //
-// Serve sets srv.Handler and srv.ConnState to wrappers around the ones
-// already there.
+// The drain stops accepting (the socket stays open in the new process,
+// where waiting connections are accepted), answers every further HTTP/1
+// request with "Connection: close", closes the idle keep-alive connections
+// once they have been idle for a moment, sends HTTP/2 clients GOAWAY, runs
+// the hooks of [http.Server.RegisterOnShutdown], and waits until every
+// connection has closed or the drain deadline passes; then it closes what
+// is left. A handler of a long-lived request ends it when
+// [Daemon.Draining] is closed.
+//
+// Serve sets srv.Handler, srv.ConnState and srv.ConnContext to wrappers
+// around the ones already there.
 func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
-	s := &httpDrain{ln: ln, srv: srv, served: make(chan struct{}), closed: make(chan struct{}, 1)}
-	next := srv.Handler
-	if next == nil {
-		next = http.DefaultServeMux
+	g := d.fds.served(ln)
+	if g == nil {
+		return fmt.Errorf("daemonize: Serve: the listener on %s is not from Daemon.Listen, nor wraps one: a restart could not pass it on", ln.Addr())
 	}
-	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.busy.Add(1)
-		defer s.busy.Add(-1)
-		if s.draining.Load() {
-			w.Header().Set("Connection", "close")
-		}
-		next.ServeHTTP(w, r)
-	})
-	hook := srv.ConnState
-	srv.ConnState = func(c net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			s.open.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			s.open.Add(-1)
-			select {
-			case s.closed <- struct{}{}:
-			default:
-			}
-		}
-		if hook != nil {
-			hook(c, st)
-		}
-	}
-	if g, ok := ln.(*gatedListener); ok {
-		g.served.Store(true)
-	}
-	d.mu.Lock()
+	s := &httpDrain{d: d, ln: ln, g: g, srv: srv, conns: newConnTracker(), served: make(chan struct{})}
+	g.conns.Store(s.conns)
+	s.wrap()
+	d.drainMu.Lock()
 	d.servers = append(d.servers, s)
-	d.mu.Unlock()
-	d.onStop(s.drain)
+	draining := d.drainingC
+	d.drainMu.Unlock()
 	select {
-	case <-d.stopC:
-		// Stopping began before the drain was registered.
+	case <-draining:
+		// The drain began before this server was registered.
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), d.opts.DrainTimeout)
 			defer cancel()
@@ -75,29 +79,92 @@ func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
 	}
 	err := srv.Serve(ln)
 	close(s.served)
-	if s.draining.Load() || errors.Is(err, net.ErrClosed) && closedByLibrary(ln) {
+	if s.draining.Load() || g.byLibrary.Load() && errors.Is(err, net.ErrClosed) {
 		return nil // stopped accepting for a stop or a hand-over; the drain follows
 	}
 	return err
 }
 
-// httpDrain counts one server's connections and requests so that it can
-// drain them. Counters keep the cost per request to a few atomic
-// operations: the server itself knows the connections, to close them.
+// httpDrain is one server under Serve.
 type httpDrain struct {
-	ln       net.Listener
+	d        *Daemon
+	ln       net.Listener // as given to Serve
+	g        *gatedListener
 	srv      *http.Server
+	conns    *connTracker
 	draining atomic.Bool
-	open     atomic.Int64  // connections not closed yet
-	busy     atomic.Int64  // requests in the handler
-	closed   chan struct{} // a connection closed
 	served   chan struct{} // closed when srv.Serve has returned
 	once     sync.Once
 	err      error // of the drain
 }
 
+// wrap installs the server's hooks: its handler marks responses during the
+// drain and counts requests; ConnState and ConnContext follow each
+// connection's state.
+func (s *httpDrain) wrap() {
+	next := s.srv.Handler
+	if next == nil {
+		next = http.DefaultServeMux
+	}
+	s.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tc, _ := r.Context().Value(connKey{}).(*trackedConn)
+		if tc != nil {
+			if r.ProtoMajor == 2 && !tc.h2.Load() {
+				tc.h2.Store(true)
+			}
+			tc.busy.Add(1)
+			defer tc.busy.Add(-1)
+		}
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		next.ServeHTTP(w, r)
+	})
+	connContext := s.srv.ConnContext
+	s.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if tc := trackedOf(c); tc != nil {
+			tc.top.Store(&c)
+			tc.idleAt.Store(time.Now().UnixNano())
+			ctx = context.WithValue(ctx, connKey{}, tc)
+		}
+		if connContext != nil {
+			ctx = connContext(ctx, c)
+		}
+		return ctx
+	}
+	hook := s.srv.ConnState
+	s.srv.ConnState = func(c net.Conn, st http.ConnState) {
+		if tc := trackedOf(c); tc != nil {
+			if st == http.StateIdle {
+				tc.idleAt.Store(time.Now().UnixNano())
+			}
+			tc.state.Store(int32(st))
+		}
+		if hook != nil {
+			hook(c, st)
+		}
+	}
+}
+
+// trackedOf finds the tracked connection under c: c itself, or the one a
+// TLS (or other) connection wraps.
+func trackedOf(c net.Conn) *trackedConn {
+	for range 4 {
+		if tc, ok := c.(*trackedConn); ok {
+			return tc
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+	return nil
+}
+
 // drain stops accepting and waits until every connection has closed, or the
-// context ends: then it closes the idle ones and reports the busy ones.
+// context ends: then it closes what is left and reports the requests that
+// were still running.
 func (s *httpDrain) drain(ctx context.Context) error {
 	s.once.Do(func() { s.err = s.drainOnce(ctx) })
 	return s.err
@@ -107,47 +174,97 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 	s.draining.Store(true)
 	s.ln.Close()
 	// Serve returns once its accept loop has ended; every connection it
-	// accepted before is counted by then.
+	// accepted is counted by then.
 	select {
 	case <-s.served:
 	case <-ctx.Done():
 	}
-	for s.open.Load() > 0 {
+	takeBack := s.d.opts.TakeBack
+	tick := time.NewTicker(idleGrace / 10)
+	defer tick.Stop()
+	shutdown := false
+	for s.conns.open.Load() > 0 {
+		if !s.closeIdle(s.d.hurrying(), takeBack) && !shutdown && !takeBack {
+			// Only HTTP/2 and hijacked connections are left: GOAWAY.
+			shutdown = true
+			go s.srv.Shutdown(ctx)
+		}
 		select {
-		case <-s.closed:
+		case <-s.conns.closed:
+		case <-tick.C:
 		case <-ctx.Done():
 			if errors.Is(context.Cause(ctx), errTakeBack) {
 				return errTakeBack // the server serves on
 			}
-			busy := s.busy.Load()
-			s.srv.Close()
-			if busy == 0 {
-				return nil
-			}
-			return fmt.Errorf("http server on %s: %d requests still running", s.ln.Addr(), busy)
+			return s.closeAll()
 		}
 	}
-	s.srv.Close()
+	if !shutdown {
+		// For the hooks of RegisterOnShutdown; nothing is left to close.
+		s.srv.Shutdown(ctx)
+	}
 	return nil
+}
+
+// closeIdle closes the connections that are idle, and have been for
+// idleGrace unless hurry. HTTP/2 connections count as idle only with all,
+// when Shutdown will not be called. It reports whether HTTP/1 connections
+// (or ones whose protocol is not known yet) are left.
+func (s *httpDrain) closeIdle(hurry, all bool) (h1Left bool) {
+	now := time.Now().UnixNano()
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	for tc := range s.conns.conns {
+		st := http.ConnState(tc.state.Load())
+		h2 := tc.h2.Load()
+		if st == http.StateHijacked || h2 && !all {
+			continue
+		}
+		h1Left = h1Left || !h2
+		idle := st == http.StateIdle || st == http.StateNew && !h2 || h2 && tc.busy.Load() == 0
+		if idle && (hurry || now-tc.idleAt.Load() >= int64(idleGrace)) {
+			if top := tc.top.Load(); top != nil {
+				go (*top).Close()
+			} else {
+				go tc.Close()
+			}
+		}
+	}
+	return h1Left
+}
+
+// closeAll closes every connection left at the drain deadline, and says
+// what was still running.
+func (s *httpDrain) closeAll() error {
+	busy, hijacked := 0, 0
+	s.conns.mu.Lock()
+	for tc := range s.conns.conns {
+		busy += int(tc.busy.Load())
+		if http.ConnState(tc.state.Load()) == http.StateHijacked {
+			hijacked++
+		}
+	}
+	s.conns.mu.Unlock()
+	s.srv.Close()
+	s.conns.closeAll()
+	if busy == 0 && hijacked == 0 {
+		return nil
+	}
+	return fmt.Errorf("http server on %s: %d requests still running, %d hijacked connections open", s.g.Addr(), busy, hijacked)
 }
 
 // resume makes a server that drained for a hand-over serve again, on the
 // socket kept for its listener, after the new process died.
 func (s *httpDrain) resume(d *Daemon) error {
-	g, ok := s.ln.(*gatedListener)
-	if !ok {
-		return errors.New("not a listener from Listen")
+	if err := s.g.reopen(); err != nil {
+		return fmt.Errorf("http server on %s: %w", s.g.Addr(), err)
 	}
-	ng, err := d.fds.reopen(g)
-	if err != nil {
-		return fmt.Errorf("http server on %s: %w", g.Addr(), err)
-	}
-	s.ln, s.served, s.once, s.err = ng, make(chan struct{}), sync.Once{}, nil
+	s.served, s.once, s.err = make(chan struct{}), sync.Once{}, nil
 	s.draining.Store(false)
 	go func() {
-		err := s.srv.Serve(ng)
+		err := s.srv.Serve(s.ln)
 		close(s.served)
-		if !s.draining.Load() && !closedByLibrary(ng) {
+		if !s.draining.Load() && !s.g.byLibrary.Load() {
 			d.log.Error("daemonize: serve after taking the service back", "err", err)
 		}
 	}()

@@ -3,6 +3,7 @@
 package daemonize
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,7 +51,7 @@ func misuse(dir string) {
 		say("New", err)
 		return
 	}
-	say("Restart before Ready", d.Restart())
+	say("Restart before Ready", d.Restart(context.Background()))
 	for _, addr := range []string{"", "8080", "127.0.0.1:http-alt-nonsense"} {
 		_, err := d.Listen("tcp", addr)
 		say(fmt.Sprintf("Listen tcp %q", addr), err)
@@ -73,7 +74,7 @@ func misuse(dir string) {
 	say("File after Ready", err)
 	d.Stop()
 	say("Wait", d.Wait())
-	say("Restart after stop", d.Restart())
+	say("Restart after stop", d.Restart(context.Background()))
 	if ln != nil {
 		_, err = net.Dial("tcp", ln.Addr().String())
 		say("Dial after stop", err)

@@ -203,11 +203,3 @@ func parsePID(s string) (int, error) {
 	}
 	return pid, nil
 }
-
-// truncate shortens s to at most n bytes for an error message.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}

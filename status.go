@@ -3,17 +3,22 @@ package daemonize
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
+	"sync"
 	"time"
 )
 
-// The states a [Status] reports for the process the pid file names.
+// State is the state of a process as the status file reports it.
+type State string
+
+// The states a [Status] reports.
 const (
-	StateStarting  = "starting"  // generation 1, before Ready
-	StateReady     = "ready"     // serving
-	StateUpgrading = "upgrading" // serving, and a restart is under way
-	StateStopping  = "stopping"  // draining after SIGTERM or SIGINT, then exiting
-	StateDraining  = "draining"  // the state of Previous: it handed over and drains
+	StateStarting  State = "starting"  // generation 1, before Ready
+	StateReady     State = "ready"     // serving
+	StateUpgrading State = "upgrading" // serving, and a restart is under way
+	StateStopping  State = "stopping"  // draining after SIGTERM or SIGINT, then exiting
+	StateDraining  State = "draining"  // the state of Previous: it handed over and drains
 )
 
 // Status is the content of the status file a daemon with a pid file keeps
@@ -28,11 +33,15 @@ const (
 type Status struct {
 	PID            int       `json:"pid"`
 	Generation     int       `json:"generation"`
-	State          string    `json:"state"`
+	State          State     `json:"state"`
 	Executable     string    `json:"executable"`      // the path restarts run
 	Started        time.Time `json:"started"`         // when this process started
 	ServiceStarted time.Time `json:"service_started"` // when generation 1 started
 	Updated        time.Time `json:"updated"`
+
+	// Supervisor is the pid of the supervisor of Options.Supervise, which
+	// the pid file names; 0 without one.
+	Supervisor int `json:"supervisor,omitempty"`
 
 	// Previous is the generation this one took over from, while it drains.
 	Previous *PreviousStatus `json:"previous,omitempty"`
@@ -47,8 +56,8 @@ type Status struct {
 
 // PreviousStatus describes the old generation after a restart.
 type PreviousStatus struct {
-	PID   int    `json:"pid"`
-	State string `json:"state"` // StateDraining
+	PID   int   `json:"pid"`
+	State State `json:"state"` // StateDraining
 }
 
 // RestartStatus is the outcome of one restart attempt.
@@ -56,11 +65,16 @@ type RestartStatus struct {
 	Attempt int       `json:"attempt"` // the value of Restarts when it began
 	Started time.Time `json:"started"`
 	Ended   time.Time `json:"ended"`
-	OK      bool      `json:"ok"`
-	OldPID  int       `json:"old_pid"`
-	NewPID  int       `json:"new_pid,omitempty"` // 0 if the new process never started
-	Error   string    `json:"error,omitempty"`   // why it failed
-	Stderr  string    `json:"stderr,omitempty"`  // the new process's last lines of standard error
+	// Covers says which restart requests the attempt answers: those that
+	// arrived before it. That is when it started, or when it ended for one
+	// that succeeded while the executable stayed the same (the requests made
+	// meanwhile wanted the executable it started).
+	Covers time.Time `json:"covers"`
+	OK     bool      `json:"ok"`
+	OldPID int       `json:"old_pid"`
+	NewPID int       `json:"new_pid,omitempty"` // 0 if the new process never started
+	Error  string    `json:"error,omitempty"`   // why it failed
+	Stderr string    `json:"stderr,omitempty"`  // the new process's last lines of standard error
 }
 
 // StatusPath returns where the daemon with the pid file at pidFile keeps
@@ -94,38 +108,63 @@ func decodeStatus(b []byte) (*Status, error) {
 func readyStatus(st Status, old, pid, gen, attempt int, began, ended time.Time) Status {
 	st.PID, st.Generation, st.State, st.Started, st.Restarts = pid, gen, StateReady, began, attempt
 	st.Previous = &PreviousStatus{PID: old, State: StateDraining}
-	st.LastRestart = &RestartStatus{Attempt: attempt, Started: began, Ended: ended, OK: true, OldPID: old, NewPID: pid}
+	st.LastRestart = &RestartStatus{Attempt: attempt, Started: began, Ended: ended, Covers: began, OK: true, OldPID: old, NewPID: pid}
 	return st
 }
 
-// updateStatus changes the status in memory only.
-func (d *Daemon) updateStatus(change func(*Status)) {
-	d.statusMu.Lock()
-	defer d.statusMu.Unlock()
-	change(&d.status)
+// statusFile is this process's status, and the file it is written to
+// while this process is the one the pid file names.
+type statusFile struct {
+	mu  sync.Mutex
+	pid *pidFile // nil: no pid file, no status file
+	log *slog.Logger
+	st  Status
 }
 
-// setStatus changes the status and writes it, if there is a pid file.
-// During a restart the old process is the only writer, until the new one is
-// ready; then the new one is.
-func (d *Daemon) setStatus(change func(*Status)) {
-	if d.pid == nil {
+// get returns the status.
+func (s *statusFile) get() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+// update changes the status in memory only.
+func (s *statusFile) update(change func(*Status)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	change(&s.st)
+}
+
+// set changes the status and writes it, if there is a pid file. During a
+// restart the old process is the only writer, until the new one is ready;
+// then the new one is.
+func (s *statusFile) set(change func(*Status)) {
+	if s.pid == nil {
 		return
 	}
-	d.statusMu.Lock()
-	defer d.statusMu.Unlock()
-	change(&d.status)
-	d.writeStatus(&d.status)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	change(&s.st)
+	s.write(&s.st)
 }
 
-// writeStatus writes st to the status file.
-func (d *Daemon) writeStatus(st *Status) {
+// writeAs writes st, the status of another process: the new one, which
+// leaves it to the old one to write at the end of a restart.
+func (s *statusFile) writeAs(st Status, covers time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.LastRestart.Covers = covers
+	s.write(&st)
+}
+
+// write writes st to the status file.
+func (s *statusFile) write(st *Status) {
 	st.Updated = time.Now()
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = writeAtomic(StatusPath(d.pid.path), append(b, '\n'))
+		err = writeAtomic(StatusPath(s.pid.path), append(b, '\n'))
 	}
 	if err != nil {
-		d.log.Error("daemonize: status file", "err", err)
+		s.log.Error("daemonize: status file", "err", err)
 	}
 }

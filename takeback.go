@@ -1,93 +1,74 @@
 package daemonize
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
-	"sync"
 	"time"
 )
+
+// This file is the take-back (Options.TakeBack): a process that handed over
+// keeps its listening sockets while it drains, and serves again if the new
+// process dies without a clean stop.
 
 // errTakeBack ends a hand-over drain when this process takes the service
 // back.
 var errTakeBack = errors.New("daemonize: taking the service back")
 
 // canTakeBack reports whether this process could serve again after handing
-// over: the library must run all of its servers (every listener under
-// Serve, no Options.Stop, no Stopping), since a stop the program carried
-// out itself cannot be undone.
+// over: the option is set, and the library runs all of its servers (every
+// listener under Serve, no OnDrain function), since a drain the program
+// carried out itself cannot be undone.
 func (d *Daemon) canTakeBack() bool {
-	return d.opts.Stop == nil && !d.stoppingUsed.Load() && d.fds.allServed()
+	d.drainMu.Lock()
+	defer d.drainMu.Unlock()
+	return d.opts.TakeBack && len(d.onDrain) == 0 && !d.hurried.Load() && d.fds.allServed()
 }
 
-// drainForSuccessor drains the servers after a hand-over while watching the
-// new process, pid. If it dies before the drain is over, without having
-// begun a clean stop (it crashed, say, right after it was ready), this
-// process takes the service back: its listening sockets were kept, and it
-// serves again. Otherwise the process stops as after any hand-over.
-func (d *Daemon) drainForSuccessor(pid int, began time.Time) {
-	cause, cancel := context.WithCancelCause(context.Background())
-	defer cancel(nil)
-	ctx, stop := context.WithTimeout(cause, d.opts.DrainTimeout)
-	defer stop()
-	d.mu.Lock()
-	servers := slices.Clone(d.servers)
-	d.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		var wg sync.WaitGroup
-		for _, s := range servers {
-			wg.Go(func() { s.drain(ctx) })
-		}
-		wg.Wait()
-		close(done)
-	}()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	stopC := d.stopC
-	for {
-		select {
-		case <-done:
-			d.fds.releaseKept()
-			d.beginStop("handed over to the new process")
-			return
-		case <-stopC:
-			stopC, tick.C = nil, nil // stopping on purpose: no take-back
-		case <-tick.C:
-			if processExists(pid) || d.handoff.stopping() {
-				continue
-			}
-			cancel(errTakeBack)
-			<-done
-			d.takeBack(pid, began)
-			return
-		}
+// watchSuccessor waits until the process of generation gen, which took
+// over, dies or begins a clean stop, and tells the lifecycle which. It
+// waits on the lock that process holds while it serves: the kernel
+// releases it the moment the process dies.
+func (d *Daemon) watchSuccessor(gen int) {
+	stopping, err := d.handoff.watchSuccessor(gen)
+	if err != nil {
+		d.log.Warn("daemonize: cannot watch the new process; no take-back", "err", err)
+		return
 	}
+	d.life.send(evSuccessorEnded{stopping})
 }
 
-// takeBack makes this process serve the service again after its successor
-// died: its servers accept on the kept sockets, and the pid file, the status
-// file and systemd name it again. tableflip hands a process's sockets over
-// once, so this process cannot restart again.
-func (d *Daemon) takeBack(pid int, began time.Time) {
-	d.mu.Lock()
-	d.successor, d.spent = 0, true
+// takeBack makes this process serve the service again after its successor,
+// of attempt a, died: its servers accept on the kept sockets, and the pid
+// file, the status file and systemd name it again.
+func (d *Daemon) takeBack(a *attempt) bool {
+	if !d.canTakeBack() {
+		return false
+	}
+	d.drainMu.Lock()
+	d.cancelDrain(errTakeBack)
+	done := d.drainsDone
+	d.drainMu.Unlock()
+	<-done
+	d.drainMu.Lock()
 	servers := slices.Clone(d.servers)
-	d.mu.Unlock()
+	d.drainingC = make(chan struct{})
+	d.drainMu.Unlock()
 	for _, s := range servers {
 		d.logError(s.resume(d))
 	}
-	why := fmt.Sprintf("new process %d exited after it took over; pid %d took the service back, and serves the old binary until it is stopped and started again", pid, os.Getpid())
+	d.successor.Store(0)
+	why := fmt.Sprintf("new process %d exited after it took over; pid %d took the service back, and serves the old binary until it is stopped and started again", a.pid, os.Getpid())
 	if d.pid != nil {
 		d.logError(d.pid.write(os.Getpid()))
 	}
-	d.setStatus(func(st *Status) {
-		st.State, st.Previous, st.Restarts = StateReady, nil, d.restarts
-		st.LastRestart = &RestartStatus{Attempt: d.restarts, Started: began, Ended: time.Now(), OldPID: os.Getpid(), NewPID: pid, Error: why}
+	d.status.set(func(st *Status) {
+		st.PID, st.Generation, st.State, st.Previous, st.Restarts = os.Getpid(), d.gen, StateReady, nil, a.n
+		st.LastRestart = &RestartStatus{Attempt: a.n, Started: a.began, Ended: time.Now(), Covers: a.covers, OldPID: os.Getpid(), NewPID: a.pid, Error: why}
 	})
 	d.logError(d.notify.send(fmt.Sprintf("MAINPID=%d", os.Getpid()), "READY=1", "STATUS="+why))
 	d.notify.startWatchdog(0, d.logError)
 	d.log.Error("daemonize: " + why)
+	return true
 }

@@ -108,10 +108,11 @@ func TestDeployFailedRestart(t *testing.T) {
 	if code != 2 || !strings.Contains(out, "timed out") {
 		t.Errorf("hung binary, short -timeout: exit %d, output %q; want 2", code, out)
 	}
-	// That restart is still under way: the next request joins it and gets
-	// its outcome, tableflip killing the script (which never told its pid).
+	// That restart is still under way: the next request, made during it,
+	// is answered by a follow-up attempt, which fails the same way once
+	// tableflip has killed the script (which never told its pid).
 	code, out = tool(t, "restart", "-pidfile", s.pidFile)
-	if code != 1 || !strings.Contains(out, "not ready within 1s") {
+	if code != 1 || !strings.Contains(out, "not ready within Options.UpgradeTimeout (1s)") {
 		t.Errorf("hung binary: exit %d, output %q; want 1 and the upgrade timeout", code, out)
 	}
 	if got := s.mustPID(); got != pid {

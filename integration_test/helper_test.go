@@ -76,7 +76,7 @@ func helperServer(fault string) {
 	d, err := daemonize.New(daemonize.Options{
 		Detach: *detach, Stdout: *stdout, Stderr: *stderr, PIDFile: *pidFile,
 		DrainTimeout: *drain, UpgradeTimeout: *upgradeTimeout, StartTimeout: *startTimeout,
-		Dir: *dir, Umask: fs.FileMode(*umask),
+		Dir: *dir, Umask: fs.FileMode(*umask), TakeBack: *udp == "",
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
@@ -90,7 +90,7 @@ func helperServer(fault string) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, hello) })
 	mux.HandleFunc("GET /restart", func(w http.ResponseWriter, r *http.Request) {
-		if err := d.Restart(); err != nil {
+		if err := d.Restart(r.Context()); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
@@ -135,7 +135,7 @@ func helperServer(fault string) {
 			}
 		}()
 		go func() {
-			<-d.Stopping()
+			<-d.Draining()
 			pc.Close() // the socket lives on in the next generation
 		}()
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daemonize-dev/daemonize"
 	"github.com/daemonize-dev/daemonize/internal/load"
 )
 
@@ -168,7 +169,7 @@ func TestFailedRestartKeepsServing(t *testing.T) {
 		log         []string
 	}{
 		{"exits 1", faultExit1, []string{"exit status 1", "helper: failing on purpose"}},
-		{"never ready", faultHang, []string{"not ready within 1s"}},
+		{"never ready", faultHang, []string{"not ready within Options.UpgradeTimeout (1s)"}},
 		{"panics during init", faultPanicInit, []string{"exit status 2", "panic: helper: panic during init on purpose"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -341,7 +342,7 @@ func TestParentKilledDuringRestart(t *testing.T) {
 				if code := mustExit(t, child, 20*time.Second); code == 0 {
 					t.Errorf("orphaned child that never became ready exited 0")
 				}
-				if want := "not ready 2s after the old process exited"; !strings.Contains(s.read(s.stderr), want) {
+				if want := "not ready within Options.UpgradeTimeout of the restart that started it"; !strings.Contains(s.read(s.stderr), want) {
 					t.Errorf("stderr lacks %q", want)
 				}
 				return
@@ -561,28 +562,49 @@ func TestRestartFromCode(t *testing.T) {
 	}
 }
 
-// TestChildIgnoringSIGTERMIsKilled installs new binaries that never become
-// ready and ignore SIGTERM: one built on daemonize, which gets SIGTERM at
-// the upgrade timeout and SIGKILL 5 s later, and a script, which never told
-// the parent its pid and gets SIGKILL from tableflip's backstop timeout.
-// Either way the old process keeps serving and no child is left.
-func TestChildIgnoringSIGTERMIsKilled(t *testing.T) {
+// TestNeverReadyIsKilledOnTime installs new binaries that never become
+// ready and ignore SIGTERM: one built on daemonize, which the old process
+// kills when it gives up on it, and a script, which never reaches New (so
+// never tells its pid) and is killed by tableflip's timer, set to the
+// upgrade timeout. Either way the new process is gone and the failure
+// reported at the upgrade timeout, not seconds later; the old process
+// keeps serving and no child is left.
+func TestNeverReadyIsKilledOnTime(t *testing.T) {
 	t.Parallel()
-	t.Run("daemonize program", func(t *testing.T) {
-		t.Parallel()
-		s := newServer(t, exampleBin)
-		s.env = []string{"DAEMONIZE_TEST_HELPER=server", "DAEMONIZE_TEST_FAULT=" + faultHangIgnoreTERM}
-		pid := s.start("-upgrade-timeout", "500ms")
-		s.install(helperBin)
-		s.expectFailedRestart(pid, "signal: killed")
-	})
-	t.Run("script", func(t *testing.T) {
-		t.Parallel()
-		s := newServer(t, exampleBin)
-		pid := s.start("-upgrade-timeout", "500ms")
-		s.installScript("#!/bin/sh\ntrap '' TERM\nexec sleep 600\n")
-		s.expectFailedRestart(pid, "timed out")
-	})
+	const timeout = 500 * time.Millisecond
+	for _, tc := range []struct {
+		name, want string
+		setup      func(s *server)
+	}{
+		{"daemonize program", "signal: killed", func(s *server) {
+			s.env = []string{"DAEMONIZE_TEST_HELPER=server", "DAEMONIZE_TEST_FAULT=" + faultHangIgnoreTERM}
+		}},
+		{"script", "not ready within Options.UpgradeTimeout (500ms)", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t, exampleBin)
+			if tc.setup != nil {
+				tc.setup(s)
+			}
+			pid := s.start("-upgrade-timeout", timeout.String())
+			if tc.setup != nil {
+				s.install(helperBin)
+			} else {
+				s.installScript("#!/bin/sh\ntrap '' TERM\nexec sleep 600\n")
+			}
+			s.expectFailedRestart(pid, tc.want)
+			st, err := daemonize.ReadStatus(s.pidFile)
+			if err != nil || st.LastRestart == nil || st.LastRestart.OK {
+				t.Fatalf("status after the failed restart: %+v, %v", st, err)
+			}
+			took := st.LastRestart.Ended.Sub(st.LastRestart.Started)
+			t.Logf("upgrade timeout %s: failure reported after %s", timeout, took)
+			if took > timeout+scale(3*time.Second) {
+				t.Errorf("failure reported %s after the restart began, want about the upgrade timeout, %s", took, timeout)
+			}
+		})
+	}
 }
 
 // expectFailedRestart sends SIGUSR1 and waits for the restart to fail with

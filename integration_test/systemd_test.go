@@ -166,9 +166,13 @@ func TestWatchdog(t *testing.T) {
 	s.signal(first, syscall.SIGUSR1)
 	n.expect("MAINPID", "")
 	second := s.mustPID()
+	deadline := time.Now().Add(scale(20 * time.Second))
 	for {
 		if m := n.expect("WATCHDOG", "1"); m.pid == second {
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no WATCHDOG=1 from the new process %d", second)
 		}
 	}
 	cmd.Wait()

@@ -16,26 +16,23 @@
 // left, 3 not running, 4 unknown (the pid file or the process is not a
 // daemonize program's).
 //
-// Before signalling, the command checks that the pid names a daemonize
-// program: its status file must name the same pid, and on Linux the
-// process's executable must have the file name the status file records, so
-// that a pid reused by another program after a crash is never signalled.
+// The command is flag parsing around the package
+// github.com/daemonize-dev/daemonize/control, which deploy tools written in
+// Go can use directly.
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/daemonize-dev/daemonize"
+	"github.com/daemonize-dev/daemonize/control"
 )
 
 // Exit codes of status, as LSB init scripts use them.
@@ -91,169 +88,62 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return status(*pidFile, *asJSON, stdout, stderr)
 }
 
-// daemon is a running daemonize program found through its pid file.
-type daemon struct {
-	pid    int
-	status *daemonize.Status
-}
-
-// errNotRunning says that nothing runs under the pid file; its code is the
-// status exit code that goes with it.
-type errNotRunning struct {
-	code int
-	msg  string
-}
-
-func (e *errNotRunning) Error() string { return e.msg }
-
-// find reads the pid file and checks that its pid is a live daemonize
-// program. The error is an *errNotRunning when nothing runs there.
-func find(pidFile string) (*daemon, error) {
-	pid, err := daemonize.ReadPIDFile(pidFile)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, &errNotRunning{statusStopped, fmt.Sprintf("not running: no pid file at %s", pidFile)}
-	case err != nil:
-		return nil, fmt.Errorf("pid file %s: %v", pidFile, err)
-	}
-	if !alive(pid) {
-		return nil, &errNotRunning{statusDead, fmt.Sprintf("not running: process %d named by %s has exited (stale pid file)", pid, pidFile)}
-	}
-	st, err := daemonize.ReadStatus(pidFile)
-	if err != nil {
-		return nil, fmt.Errorf("process %d named by %s is not a daemonize program, or an older one: %v", pid, pidFile, err)
-	}
-	if st.PID != pid {
-		return nil, fmt.Errorf("process %d named by %s is not the one its status file names (%d); is another program writing that pid file?", pid, pidFile, st.PID)
-	}
-	if exe, ok := executable(pid); ok && filepath.Base(exe) != filepath.Base(st.Executable) {
-		return nil, fmt.Errorf("process %d runs %s, not %s: the pid was reused by another program; refusing to signal it", pid, exe, st.Executable)
-	}
-	return &daemon{pid: pid, status: st}, nil
-}
-
-// poll calls cond every 10 ms until it returns true or the deadline passes.
-func poll(deadline time.Time, cond func() bool) bool {
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
-}
-
 func restart(pidFile string, timeout time.Duration, stdout, stderr io.Writer) int {
-	d, err := find(pidFile)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	r, err := control.Restart(ctx, pidFile)
+	var (
+		failed  *control.RestartFailedError
+		timeOut *control.TimeoutError
+	)
+	switch {
+	case errors.As(err, &timeOut):
+		fmt.Fprintf(stderr, "daemonize restart: %s: %v\n", timeout, err)
+		return 2
+	case errors.As(err, &failed):
+		fmt.Fprintf(stderr, "daemonize restart: %v\n", err)
+		if failed.Stderr != "" && !strings.Contains(failed.Reason, "standard error") {
+			fmt.Fprintf(stderr, "last lines of the new process's standard error:\n%s\n", failed.Stderr)
+		}
+		return 1
+	case err != nil:
 		fmt.Fprintf(stderr, "daemonize restart: %v\n", err)
 		return 1
 	}
-	// The outcome to wait for: the next attempt, or the one under way,
-	// which a SIGUSR1 joins.
-	want := d.status.Restarts + 1
-	if d.status.State == daemonize.StateUpgrading {
-		want = d.status.Restarts
-	}
-	start := time.Now()
-	if err := syscall.Kill(d.pid, syscall.SIGUSR1); err != nil {
-		fmt.Fprintf(stderr, "daemonize restart: signal process %d: %v\n", d.pid, err)
-		return 1
-	}
-	var (
-		last   *daemonize.Status
-		failed string
-	)
-	done := poll(start.Add(timeout), func() bool {
-		// Whether the old process lives is asked before the status is
-		// read: once it is dead it writes nothing more, so the status
-		// read after says its last word.
-		oldAlive := alive(d.pid)
-		st, err := daemonize.ReadStatus(pidFile)
-		if err != nil {
-			if oldAlive || last == nil {
-				return false // not written yet
-			}
-			failed = "the daemon stopped during the restart"
-			return true
-		}
-		last = st
-		r := st.LastRestart
-		switch {
-		case r != nil && r.Attempt >= want && !r.OK:
-			failed = r.Error
-			return true
-		case r != nil && r.Attempt >= want:
-			return st.Previous == nil && !alive(r.OldPID)
-		case !oldAlive && st.PID == d.pid:
-			failed = fmt.Sprintf("process %d exited during the restart", d.pid)
-			return true
-		}
-		return false
-	})
-	switch {
-	case failed != "":
-		fmt.Fprintf(stderr, "daemonize restart: failed after %s: %s\n", time.Since(start).Round(time.Millisecond), failed)
-		if last != nil && last.LastRestart != nil && last.LastRestart.Stderr != "" && !strings.Contains(failed, "standard error") {
-			fmt.Fprintf(stderr, "last lines of the new process's standard error:\n%s\n", last.LastRestart.Stderr)
-		}
-		return 1
-	case !done:
-		state := "unknown"
-		if last != nil {
-			state = last.State
-		}
-		fmt.Fprintf(stderr, "daemonize restart: timed out after %s waiting for the new process to be ready and process %d to exit (state: %s)\n", timeout, d.pid, state)
-		return 2
-	}
-	fmt.Fprintf(stdout, "restarted: pid %d -> %d (generation %d) in %s\n", d.pid, last.PID, last.Generation, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "restarted: pid %d -> %d (generation %d) in %s\n", r.OldPID, r.NewPID, r.Generation, r.Took.Round(time.Millisecond))
 	return 0
 }
 
 func stop(pidFile string, timeout time.Duration, stdout, stderr io.Writer) int {
-	d, err := find(pidFile)
-	var nr *errNotRunning
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	r, err := control.Stop(ctx, pidFile)
+	var timeOut *control.TimeoutError
 	switch {
-	case errors.As(err, &nr):
-		fmt.Fprintln(stdout, nr.msg)
-		return 0
+	case errors.As(err, &timeOut):
+		fmt.Fprintf(stderr, "daemonize stop: %s: %v\n", timeout, err)
+		return 1
 	case err != nil:
 		fmt.Fprintf(stderr, "daemonize stop: %v\n", err)
 		return 1
+	case !r.Running:
+		fmt.Fprintf(stdout, "not running: nothing to stop under %s\n", pidFile)
+		return 0
 	}
-	start := time.Now()
-	if err := syscall.Kill(d.pid, syscall.SIGTERM); err != nil {
-		fmt.Fprintf(stderr, "daemonize stop: signal process %d: %v\n", d.pid, err)
-		return 1
-	}
-	others := []int{d.pid}
-	if d.status.Previous != nil {
-		others = append(others, d.status.Previous.PID) // still draining: part of the service
-	}
-	stopped := poll(start.Add(timeout), func() bool {
-		for _, pid := range others {
-			if alive(pid) {
-				return false
-			}
-		}
-		got, err := daemonize.ReadPIDFile(pidFile)
-		return err != nil || got != d.pid
-	})
-	if !stopped {
-		fmt.Fprintf(stderr, "daemonize stop: process %d still running after %s\n", d.pid, timeout)
-		return 1
-	}
-	fmt.Fprintf(stdout, "stopped: pid %d in %s\n", d.pid, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "stopped: pid %d in %s\n", r.PID, r.Took.Round(time.Millisecond))
 	return 0
 }
 
 func status(pidFile string, asJSON bool, stdout, stderr io.Writer) int {
-	d, err := find(pidFile)
+	p, err := control.Find(pidFile)
 	if err != nil {
 		code := statusUnknown
-		var nr *errNotRunning
+		var nr *control.NotRunningError
 		if errors.As(err, &nr) {
-			code = nr.code
+			code = statusStopped
+			if nr.PID != 0 {
+				code = statusDead
+			}
 		}
 		if asJSON {
 			json.NewEncoder(stdout).Encode(map[string]any{"running": false, "error": err.Error()})
@@ -262,7 +152,7 @@ func status(pidFile string, asJSON bool, stdout, stderr io.Writer) int {
 		}
 		return code
 	}
-	st := d.status
+	st := p.Status
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -271,6 +161,9 @@ func status(pidFile string, asJSON bool, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: pid %d, generation %d, up %s (service up %s)\n", st.State, st.PID, st.Generation,
 		time.Since(st.Started).Round(time.Second), time.Since(st.ServiceStarted).Round(time.Second))
+	if st.Supervisor != 0 {
+		fmt.Fprintf(stdout, "supervisor: pid %d\n", st.Supervisor)
+	}
 	if p := st.Previous; p != nil {
 		fmt.Fprintf(stdout, "previous generation: pid %d, %s\n", p.PID, p.State)
 	}
@@ -283,16 +176,4 @@ func status(pidFile string, asJSON bool, stdout, stderr io.Writer) int {
 		}
 	}
 	return statusRunning
-}
-
-// alive reports whether pid is a running process (not a zombie).
-func alive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	if err != nil && !errors.Is(err, syscall.EPERM) {
-		return false
-	}
-	return !zombie(pid)
 }

@@ -7,14 +7,22 @@
 //	kill $(cat /tmp/httpserver.pid)        # drain and stop
 //
 // Endpoints: GET / answers "pid=<pid> generation=<n> version=<v>";
-// GET /sleep?d=<duration> answers the same after sleeping that long.
+// GET /sleep?d=<duration> answers the same after sleeping that long;
+// GET /stream answers server-sent events, one "data: pid=<pid> n=<k>" every
+// 100 ms, until the process drains, when the stream ends after a whole
+// event.
+//
+// With -tls-cert and -tls-key it serves HTTPS, HTTP/2 and HTTP/1.1 by ALPN;
+// with -h2c it also accepts cleartext HTTP/2 with prior knowledge.
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -34,7 +42,13 @@ func main() {
 	drain := flag.Duration("drain", daemonize.DefaultDrainTimeout, "how long in-flight requests get to finish on stop or restart")
 	upgradeTimeout := flag.Duration("upgrade-timeout", daemonize.DefaultUpgradeTimeout, "how long a restarted process gets to become ready")
 	accessLog := flag.Bool("access-log", false, "write a line per request to standard output")
+	tlsCert := flag.String("tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate `file` (PEM); needs -tls-key")
+	tlsKey := flag.String("tls-key", "", "the private key `file` (PEM) of -tls-cert")
+	h2c := flag.Bool("h2c", false, "also accept cleartext HTTP/2 with prior knowledge")
 	flag.Parse()
+	if (*tlsCert == "") != (*tlsKey == "") {
+		log.Fatal("httpserver: -tls-cert and -tls-key go together")
+	}
 
 	d, err := daemonize.New(daemonize.Options{
 		Detach:         *detach,
@@ -43,16 +57,51 @@ func main() {
 		PIDFile:        *pidFile,
 		DrainTimeout:   *drain,
 		UpgradeTimeout: *upgradeTimeout,
+		TakeBack:       true, // every listener runs under Serve
 		Logger:         slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	ln, err := d.Listen("tcp", *addr)
+	var ln net.Listener
+	ln, err = d.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
+	srv := &http.Server{Handler: handler(d, *accessLog), ReadHeaderTimeout: 10 * time.Second}
+	if *h2c {
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetHTTP2(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			log.Fatal(err)
+		}
+		// Serve wraps the listener from Listen; http.Server speaks
+		// HTTP/2 to clients that ask for it by ALPN.
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	go func() {
+		if err := d.Serve(srv, ln); err != nil {
+			log.Fatal(err)
+		}
+	}()
 
+	if err := d.Ready(); err != nil {
+		log.Fatal(err)
+	}
+	if err := d.Wait(); err != nil {
+		log.Print(err)
+		os.Exit(1)
+	}
+}
+
+// handler serves the example's endpoints.
+func handler(d *daemonize.Daemon, accessLog bool) http.Handler {
 	hello := fmt.Sprintf("pid=%d generation=%d version=%s\n", os.Getpid(), d.Generation(), version)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -70,25 +119,34 @@ func main() {
 		case <-r.Context().Done():
 		}
 	})
-	var h http.Handler = mux
-	if *accessLog {
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			mux.ServeHTTP(w, r)
-			fmt.Fprintf(os.Stdout, "%s pid=%d %s %s\n", time.Now().Format(time.RFC3339Nano), os.Getpid(), r.Method, r.URL)
-		})
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := d.Serve(srv, ln); err != nil {
-			log.Fatal(err)
+	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		rc := http.NewResponseController(w)
+		draining := d.Draining()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for n := 1; ; n++ {
+			if _, err := fmt.Fprintf(w, "data: pid=%d n=%d\n\n", os.Getpid(), n); err != nil {
+				return
+			}
+			if err := rc.Flush(); err != nil {
+				return
+			}
+			select {
+			case <-tick.C:
+			case <-draining:
+				return // after a whole event: the client reconnects to the new process
+			case <-r.Context().Done():
+				return
+			}
 		}
-	}()
-
-	if err := d.Ready(); err != nil {
-		log.Fatal(err)
+	})
+	if !accessLog {
+		return mux
 	}
-	if err := d.Wait(); err != nil {
-		log.Print(err)
-		os.Exit(1)
-	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		fmt.Fprintf(os.Stdout, "%s pid=%d %s %s\n", time.Now().Format(time.RFC3339Nano), os.Getpid(), r.Method, r.URL)
+	})
 }

@@ -6,10 +6,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,99 +18,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const supported = true
-
-// The signals besides SIGTERM and SIGINT.
-const (
-	sigRestart = syscall.SIGUSR1
-	sigReopen  = syscall.SIGHUP
-)
-
-func notifySignals(c chan<- os.Signal) {
-	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT, sigRestart, sigReopen)
-}
-
-func signalProcess(pid int, sig syscall.Signal) { syscall.Kill(pid, sig) }
-
-// processExists reports whether pid exists, a zombie included.
-func processExists(pid int) bool { return syscall.Kill(pid, 0) != syscall.ESRCH }
-
-func setUmask(mask fs.FileMode) { unix.Umask(int(mask)) }
-
-// monotonicUSec reads CLOCK_MONOTONIC in microseconds, as systemd does.
-func monotonicUSec() int64 {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return ts.Nano() / 1000
-}
-
-func setCloseOnExec(f *os.File) { unix.CloseOnExec(int(f.Fd())) }
-
-// isTerminal reports whether f is a character device other than /dev/null.
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	if err != nil || st.Mode()&fs.ModeCharDevice == 0 {
-		return false
-	}
-	null, err := os.Stat(os.DevNull)
-	return err == nil && !os.SameFile(st, null)
-}
-
-// openOutputs opens the files for standard output and error for appending,
-// once when both name the same path. An empty path gives a nil file.
-func openOutputs(stdout, stderr string) (out, errf *os.File, err error) {
-	open := func(path string) (*os.File, error) {
-		if path == "" {
-			return nil, nil
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			return nil, fmt.Errorf("daemonize: output file: %w", err)
-		}
-		return f, nil
-	}
-	if out, err = open(stdout); err != nil {
-		return nil, nil, err
-	}
-	if stderr == stdout {
-		return out, out, nil
-	}
-	if errf, err = open(stderr); err != nil {
-		if out != nil {
-			out.Close()
-		}
-		return nil, nil, err
-	}
-	return out, errf, nil
-}
-
-// redirect points descriptors 1 and 2 at the files, so that fmt, log,
-// panics and the runtime's fatal errors all land there. dup2 replaces a
-// descriptor atomically: every write goes wholly to the old file or wholly
-// to the new one, so reopening loses and splits no line.
-func redirect(stdout, stderr string) error {
-	out, errf, err := openOutputs(stdout, stderr)
-	if err != nil {
-		return err
-	}
-	for fd, f := range []*os.File{1: out, 2: errf} {
-		if f == nil || err != nil {
-			continue
-		}
-		if derr := unix.Dup2(int(f.Fd()), fd); derr != nil {
-			err = fmt.Errorf("daemonize: redirect descriptor %d to %s: %w", fd, f.Name(), derr)
-		}
-	}
-	for _, f := range []*os.File{out, errf} {
-		if f != nil {
-			f.Close()
-		}
-	}
-	return err
-}
-
-// reopen opens the output files again by path, after logrotate renamed them.
-func reopen(stdout, stderr string) error { return redirect(stdout, stderr) }
+// This file is the launcher of a detached daemon: the process the user
+// started, which re-executes the program in a new session and waits until
+// the daemon is ready or failed.
 
 // closeStrayFiles marks every descriptor above 2 close-on-exec, so that the
 // daemon does not hold a pipe or socket its launcher inherited: an ssh
@@ -216,4 +125,34 @@ func startDaemon(o Options, exe string) error {
 		fmt.Fprintf(&b, "\nlast lines of %s:\n%s", o.Stderr, t)
 	}
 	return errors.New(b.String())
+}
+
+// markStderr notes where the standard error file at path ends now, if it is
+// a regular file, and returns a function that reads the last lines written
+// after that point.
+func markStderr(path string) func() string {
+	st, err := os.Stat(path)
+	if path == "" || err != nil || !st.Mode().IsRegular() {
+		return func() string { return "" }
+	}
+	from := st.Size()
+	return func() string {
+		const maxTail = 16 << 10
+		f, err := os.Open(path)
+		if err != nil {
+			return ""
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil || st.Size() <= from {
+			return ""
+		}
+		from = max(from, st.Size()-maxTail)
+		b := make([]byte, st.Size()-from)
+		n, err := f.ReadAt(b, from)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return ""
+		}
+		return lastLines(string(b[:n]), 10)
+	}
 }

@@ -1,6 +1,11 @@
 package daemonize
 
+// This file speaks systemd: the notify protocol (READY, RELOADING,
+// STOPPING, MAINPID, the watchdog, EXTEND_TIMEOUT_USEC) and socket
+// activation (LISTEN_FDS).
+
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -83,8 +88,69 @@ func (n *notifier) stopWatchdog() {
 	}
 }
 
+// extendStop keeps systemd from killing the process while it drains after
+// a stop: TimeoutStopSec may be shorter than the drain. It asks for more
+// time (EXTEND_TIMEOUT_USEC) a little at a time while the drain runs, never
+// past the drain deadline plus a second to exit.
+func (n *notifier) extendStop(ctx context.Context, drain time.Duration, logf func(error)) {
+	if n.socket == "" {
+		return
+	}
+	end := time.Now().Add(drain + time.Second)
+	for {
+		left := time.Until(end)
+		if left <= 0 {
+			return
+		}
+		step := min(left, 10*time.Second)
+		logf(n.send(fmt.Sprintf("EXTEND_TIMEOUT_USEC=%d", step.Microseconds())))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(step / 2):
+		}
+	}
+}
+
+// adopted is told once the previous generation has exited, so that this
+// process, which the previous one named MAINPID, is now the service
+// manager's child.
+func (n *notifier) adopted(logf func(error)) {}
+
 // reloading is the message that starts a restart: systemd ignores
 // RELOADING=1 without a fresh MONOTONIC_USEC.
 func reloading(status string) []string {
 	return []string{"RELOADING=1", "MONOTONIC_USEC=" + strconv.FormatInt(monotonicUSec(), 10), "STATUS=" + status}
+}
+
+// maxListenFDs bounds LISTEN_FDS, far above what a unit can pass.
+const maxListenFDs = 4096
+
+// parseListenEnv reads systemd's socket activation variables: how many
+// descriptors from 3 up were passed to the process self, and their names.
+// Variables meant for another process (LISTEN_PID differs) give 0.
+func parseListenEnv(pid, fds, names string, self int) ([]string, error) {
+	if pid == "" && fds == "" {
+		return nil, nil
+	}
+	if p, err := strconv.Atoi(pid); err != nil || p != self {
+		return nil, nil
+	}
+	n, err := strconv.Atoi(fds)
+	if err != nil || n < 0 || n > maxListenFDs {
+		return nil, fmt.Errorf("daemonize: LISTEN_FDS=%q: want the number of sockets passed, 0 to %d", truncate(fds, 20), maxListenFDs)
+	}
+	list := make([]string, n)
+	if names != "" {
+		list = strings.Split(names, ":")
+		if len(list) != n {
+			return nil, fmt.Errorf("daemonize: LISTEN_FDNAMES has %d names for LISTEN_FDS=%d sockets", len(list), n)
+		}
+	}
+	for i, name := range list {
+		if name == "" {
+			list[i] = "unknown" // what sd_listen_fds_with_names says
+		}
+	}
+	return list, nil
 }

@@ -1,0 +1,210 @@
+package daemonize
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// gatedListener is the listener [Daemon.Listen] returns. Its Accept waits
+// until the process is ready: a new process that accepted connections
+// before it was ready would drop them if it then failed and was stopped;
+// until it is ready, they wait in the socket for the old process. It also
+// counts the connections of a server that [Daemon.Serve] drains, and can
+// reopen in place on a socket kept for a take-back, so that a wrapper
+// around it (TLS) serves again as it was.
+type gatedListener struct {
+	network   string
+	addr      net.Addr
+	ready     <-chan struct{}
+	byLibrary atomic.Bool                 // closed by the library: a stop or a hand-over, not a failure
+	conns     atomic.Pointer[connTracker] // set by Serve
+
+	mu     sync.Mutex
+	inner  net.Listener
+	closed chan struct{} // closed by Close
+	kept   *os.File      // the socket, kept after a hand-over for a take-back
+}
+
+func newGatedListener(ln net.Listener, network string, ready <-chan struct{}) *gatedListener {
+	return &gatedListener{network: network, addr: ln.Addr(), ready: ready, inner: ln, closed: make(chan struct{})}
+}
+
+func (l *gatedListener) Addr() net.Addr { return l.addr }
+
+// Accept waits until the process is ready, then accepts.
+func (l *gatedListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	inner, closed := l.inner, l.closed
+	l.mu.Unlock()
+	select {
+	case <-l.ready:
+	case <-closed:
+		return nil, &net.OpError{Op: "accept", Net: l.addr.Network(), Addr: l.addr, Err: net.ErrClosed}
+	}
+	c, err := inner.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if t := l.conns.Load(); t != nil {
+		return t.track(c), nil
+	}
+	return c, nil
+}
+
+func (l *gatedListener) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.closed:
+	default:
+		close(l.closed)
+	}
+	return l.inner.Close()
+}
+
+// closeForLibrary closes the listener for a stop or a hand-over; with keep
+// it first keeps a duplicate of the socket, for a take-back.
+func (l *gatedListener) closeForLibrary(keep bool) {
+	l.mu.Lock()
+	if keep && l.kept == nil {
+		if fl, ok := l.inner.(filer); ok {
+			l.kept, _ = fl.File()
+		}
+	}
+	l.mu.Unlock()
+	l.byLibrary.Store(true)
+	l.Close()
+}
+
+// releaseKept closes the socket kept for a take-back.
+func (l *gatedListener) releaseKept() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.kept != nil {
+		l.kept.Close()
+		l.kept = nil
+	}
+}
+
+// reopen makes the listener accept again on the socket kept for a
+// take-back.
+func (l *gatedListener) reopen() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.kept == nil {
+		return errors.New("no socket kept")
+	}
+	ln, err := net.FileListener(l.kept)
+	l.kept.Close()
+	l.kept = nil
+	if err != nil {
+		return err
+	}
+	l.inner, l.closed = ln, make(chan struct{})
+	l.byLibrary.Store(false)
+	return nil
+}
+
+// filer is what net's listeners and connections offer to duplicate their
+// descriptor.
+type filer interface {
+	File() (*os.File, error)
+}
+
+// connTracker counts the connections a served listener accepted until they
+// close, whatever becomes of them (hijacked ones included), and can close
+// them all at the drain deadline.
+type connTracker struct {
+	open   atomic.Int64
+	closed chan struct{} // a connection closed (buffered, 1)
+	mu     sync.Mutex
+	conns  map[*trackedConn]struct{}
+}
+
+func newConnTracker() *connTracker {
+	return &connTracker{closed: make(chan struct{}, 1), conns: make(map[*trackedConn]struct{})}
+}
+
+func (t *connTracker) track(c net.Conn) net.Conn {
+	tc := &trackedConn{Conn: c, t: t}
+	t.open.Add(1)
+	t.mu.Lock()
+	t.conns[tc] = struct{}{}
+	t.mu.Unlock()
+	return tc
+}
+
+func (t *connTracker) untrack(tc *trackedConn) {
+	t.mu.Lock()
+	delete(t.conns, tc)
+	t.mu.Unlock()
+	t.open.Add(-1)
+	select {
+	case t.closed <- struct{}{}:
+	default:
+	}
+}
+
+// closeAll closes every connection still open.
+func (t *connTracker) closeAll() {
+	t.mu.Lock()
+	conns := make([]*trackedConn, 0, len(t.conns))
+	for c := range t.conns {
+		conns = append(conns, c)
+	}
+	t.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// trackedConn is a connection counted until it closes. It keeps what
+// net/http looks for on a *net.TCPConn: CloseWrite, for its lingering close,
+// and ReadFrom, for sendfile. Serve records on it what the drain needs to
+// know of the connection.
+type trackedConn struct {
+	net.Conn
+	t    *connTracker
+	once sync.Once
+
+	top    atomic.Pointer[net.Conn] // the connection net/http serves: this one, or a TLS connection around it
+	state  atomic.Int32             // the last http.ConnState
+	idleAt atomic.Int64             // when it last became idle, Unix nanoseconds
+	h2     atomic.Bool              // it carries HTTP/2
+	busy   atomic.Int32             // requests in the handler
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.t.untrack(c) })
+	return err
+}
+
+func (c *trackedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("daemonize: connection cannot half-close")
+}
+
+func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
+func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("daemonize: connection has no descriptor")
+}
+
+// NetConn returns the connection the library wraps.
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
