@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/daemonize-dev/daemonize"
+	"github.com/daemonize-dev/daemonize/internal/demo"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -53,23 +54,8 @@ func main() {
 		log.Fatal(err)
 	}
 
-	hello := fmt.Sprintf("pid=%d generation=%d version=%s\n", os.Getpid(), d.Generation(), version)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, hello)
-	})
-	mux.HandleFunc("GET /sleep", func(w http.ResponseWriter, r *http.Request) {
-		t, err := time.ParseDuration(r.FormValue("d"))
-		if err != nil || t < 0 {
-			http.Error(w, "want ?d=<duration>, such as 1.5s", http.StatusBadRequest)
-			return
-		}
-		select {
-		case <-time.After(t):
-			fmt.Fprint(w, hello)
-		case <-r.Context().Done():
-		}
-	})
+	// GET / and GET /sleep, shared with the tests and the benchmark.
+	mux := demo.NewMux(d.Generation(), version)
 	var h http.Handler = mux
 	if *accessLog {
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
