@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/daemonize-dev/daemonize/internal/atomicfile"
 )
 
 // The states a [Status] reports for the process the pid file names.
@@ -123,7 +125,7 @@ func (d *Daemon) writeStatus(st *Status) {
 	st.Updated = time.Now()
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = writeAtomic(StatusPath(d.pid.path), append(b, '\n'))
+		err = atomicfile.Write(StatusPath(d.pid.path), append(b, '\n'))
 	}
 	if err != nil {
 		d.log.Error("daemonize: status file", "err", err)

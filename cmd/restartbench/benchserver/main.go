@@ -12,13 +12,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/cloudflare/tableflip"
 	"github.com/daemonize-dev/daemonize"
+	"github.com/daemonize-dev/daemonize/internal/atomicfile"
 	"github.com/daemonize-dev/daemonize/internal/demo"
 )
 
@@ -171,19 +171,5 @@ func writePIDFile(path string) error {
 	if path == "" {
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".pid-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.WriteString(strconv.Itoa(os.Getpid()) + "\n")
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return atomicfile.Write(path, []byte(strconv.Itoa(os.Getpid())+"\n"))
 }
