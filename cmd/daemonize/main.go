@@ -23,6 +23,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -36,6 +37,7 @@ import (
 	"time"
 
 	"github.com/daemonize-dev/daemonize"
+	"github.com/daemonize-dev/daemonize/internal/proc"
 )
 
 // Exit codes of status, as LSB init scripts use them.
@@ -126,7 +128,7 @@ func find(pidFile string) (*daemon, error) {
 	if st.PID != pid {
 		return nil, fmt.Errorf("process %d named by %s is not the one its status file names (%d); is another program writing that pid file?", pid, pidFile, st.PID)
 	}
-	if exe, ok := executable(pid); ok && filepath.Base(exe) != filepath.Base(st.Executable) {
+	if exe, err := proc.Executable(pid); err == nil && filepath.Base(exe) != filepath.Base(st.Executable) {
 		return nil, fmt.Errorf("process %d runs %s, not %s: the pid was reused by another program; refusing to signal it", pid, exe, st.Executable)
 	}
 	return &daemon{pid: pid, status: st}, nil
@@ -134,13 +136,7 @@ func find(pidFile string) (*daemon, error) {
 
 // poll calls cond every 10 ms until it returns true or the deadline passes.
 func poll(deadline time.Time, cond func() bool) bool {
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
+	return proc.PollUntil(context.Background(), deadline, 10*time.Millisecond, cond) == nil
 }
 
 func restart(pidFile string, timeout time.Duration, stdout, stderr io.Writer) int {
@@ -294,5 +290,5 @@ func alive(pid int) bool {
 	if err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	return !zombie(pid)
+	return !proc.Zombie(pid)
 }
