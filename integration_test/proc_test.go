@@ -109,9 +109,6 @@ func build(out, version string) error {
 	return proc.Build(ctx, "", out, "../examples/httpserver", flags...)
 }
 
-// goTool returns the go command.
-func goTool() string { return proc.GoTool() }
-
 // scale stretches every deadline for slow machines: DAEMONIZE_TEST_SCALE=3.
 func scale(d time.Duration) time.Duration {
 	if f, err := strconv.ParseFloat(os.Getenv("DAEMONIZE_TEST_SCALE"), 64); err == nil && f > 0 {
