@@ -9,6 +9,8 @@ import (
 
 // The ports FreeAddr picks from: below Linux's ephemeral range (32768 and
 // up by default, net.ipv4.ip_local_port_range), above the usual services.
+// FreeBSD's default ephemeral range (10000 and up) holds them; the callers
+// that load a server run on Linux.
 const (
 	lowPort  = 20000
 	highPort = 32000
