@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/daemonize-dev/daemonize/internal/atomicfile"
 )
 
 // ErrAlreadyRunning is returned by [New] when the pid file is locked by a
@@ -135,34 +137,10 @@ func (p *pidFile) write(pid int) error {
 	if err := checkPIDPath(p.path); err != nil {
 		return err
 	}
-	if err := writeAtomic(p.path, []byte(strconv.Itoa(pid)+"\n")); err != nil {
+	if err := atomicfile.Write(p.path, []byte(strconv.Itoa(pid)+"\n")); err != nil {
 		return fmt.Errorf("daemonize: pid file %s: %w", p.path, err)
 	}
 	return nil
-}
-
-// writeAtomic replaces the file at path with data, mode 0644, by renaming a
-// new file over it: never through a symbolic link, never half-written.
-func writeAtomic(path string, data []byte) error {
-	dir, base := filepath.Split(path)
-	tmp, err := os.CreateTemp(dir, "."+base+".*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Chmod(0o644)
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
 }
 
 // remove deletes the pid file and the status file if they still name pid,

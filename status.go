@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/daemonize-dev/daemonize/internal/atomicfile"
 )
 
 // State is the state of a process as the status file reports it.
@@ -162,7 +164,7 @@ func (s *statusFile) write(st *Status) {
 	st.Updated = time.Now()
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = writeAtomic(StatusPath(s.pid.path), append(b, '\n'))
+		err = atomicfile.Write(StatusPath(s.pid.path), append(b, '\n'))
 	}
 	if err != nil {
 		s.log.Error("daemonize: status file", "err", err)

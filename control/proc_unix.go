@@ -5,9 +5,12 @@ package control
 import (
 	"errors"
 	"syscall"
+
+	"github.com/daemonize-dev/daemonize/internal/proc"
 )
 
-// alive reports whether pid is a running process (not a zombie).
+// alive reports whether pid is a running process (not a zombie, where the
+// system tells).
 func alive(pid int) bool {
 	if pid <= 0 {
 		return false
@@ -16,5 +19,12 @@ func alive(pid int) bool {
 	if err != nil && !errors.Is(err, syscall.EPERM) {
 		return false
 	}
-	return !zombie(pid)
+	return !proc.Zombie(pid)
+}
+
+// executable returns the path of the program pid runs, where the system
+// tells.
+func executable(pid int) (string, bool) {
+	exe, err := proc.Executable(pid)
+	return exe, err == nil
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/daemonize-dev/daemonize"
+	"github.com/daemonize-dev/daemonize/internal/demo"
 )
 
 // Faults the helper server injects, named by DAEMONIZE_TEST_FAULT. The
@@ -46,9 +47,10 @@ func runHelper(role string) {
 	os.Exit(0)
 }
 
-// helperServer is examples/httpserver with faults and a GET /env endpoint
-// that runs env(1) as a child and returns what it printed: what a process
-// the server starts inherits.
+// helperServer is examples/httpserver (its endpoints, from internal/demo)
+// with faults, a GET /restart endpoint that calls Restart, and a GET /env
+// endpoint that runs env(1) as a child and returns what it printed: what a
+// process the server starts inherits.
 func helperServer(fault string) {
 	switch fault {
 	case faultExit1:
@@ -86,9 +88,8 @@ func helperServer(fault string) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	hello := fmt.Sprintf("pid=%d generation=%d version=helper\n", os.Getpid(), d.Generation())
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, hello) })
+	hello := demo.Hello(d.Generation(), "helper")
+	mux := demo.NewMux(d.Generation(), "helper")
 	mux.HandleFunc("GET /restart", func(w http.ResponseWriter, r *http.Request) {
 		if err := d.Restart(r.Context()); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)

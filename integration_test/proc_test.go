@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +24,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/daemonize-dev/daemonize/internal/proc"
 )
 
 var (
@@ -43,8 +43,8 @@ func TestMain(m *testing.M) {
 	// Processes orphaned by their launcher or their parent generation are
 	// reparented to the test process, so that tests can reap them, read
 	// their exit status and prove that nothing is left behind.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "set child subreaper:", err)
+	if err := proc.BecomeSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	// Servers built with -race: a race kills the server (so a test fails),
@@ -68,8 +68,10 @@ func TestMain(m *testing.M) {
 			return 2
 		}
 		toolBin = filepath.Join(dir, "daemonize")
-		if out, err := exec.Command(goTool(), "build", "-o", toolBin, "../cmd/daemonize").CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build cmd/daemonize: %v\n%s", err, out)
+		ctx, cancel := context.WithTimeout(context.Background(), buildLimit)
+		defer cancel()
+		if err := proc.Build(ctx, "", toolBin, "../cmd/daemonize"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
 		if helperBin, err = os.Executable(); err != nil {
@@ -92,25 +94,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// buildLimit bounds each go build of TestMain.
+const buildLimit = 5 * time.Minute
+
 // build compiles examples/httpserver to out, with the race detector when the
 // tests run with it, so that the library is checked under real load too.
 func build(out, version string) error {
-	args := []string{"build", "-o", out, "-ldflags=-X main.version=" + version}
+	ctx, cancel := context.WithTimeout(context.Background(), buildLimit)
+	defer cancel()
+	flags := []string{"-ldflags=-X main.version=" + version}
 	if raceEnabled {
-		args = append(args, "-race")
+		flags = append(flags, "-race")
 	}
-	cmd := exec.Command(goTool(), append(args, "../examples/httpserver")...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
-	}
-	return nil
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	return proc.Build(ctx, "", out, "../examples/httpserver", flags...)
 }
 
 // scale stretches every deadline for slow machines: DAEMONIZE_TEST_SCALE=3.
@@ -130,32 +126,17 @@ func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
 }
 
 // poll reports whether cond became true within limit.
-func poll(limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return true
-}
+func poll(limit time.Duration, cond func() bool) bool { return proc.Poll(limit, cond) }
 
-// freeAddr returns a loopback address with a port nobody listens on. It
-// picks below the kernel's ephemeral range, so that no client connection of
-// a load test takes the port between this check and the server's bind.
+// freeAddr returns a loopback address with a port nobody listens on, below
+// the kernel's ephemeral range (see [proc.FreeAddr]).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
-		ln, err := net.Listen("tcp", addr)
-		if err == nil {
-			ln.Close()
-			return addr
-		}
+	addr, err := proc.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return ""
+	return addr
 }
 
 // server is one service under test: an executable copied into a temporary
@@ -278,13 +259,11 @@ func (s *server) foreground(extra ...string) *exec.Cmd {
 func (s *server) track(pid int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		if st := procStat(b); st.sid == pid {
-			if s.sessions == nil {
-				s.sessions = make(map[int]bool)
-			}
-			s.sessions[st.sid] = true
+	if st, err := proc.ReadStat(pid); err == nil && st.SID == pid {
+		if s.sessions == nil {
+			s.sessions = make(map[int]bool)
 		}
+		s.sessions[st.SID] = true
 	}
 	for _, p := range s.pids {
 		if p == pid {
@@ -402,10 +381,9 @@ func (s *server) cleanup() {
 	if !poll(scale(10*time.Second), func() bool {
 		left := false
 		for _, pid := range children() {
-			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && sessions[procStat(b).sid] {
+			if st, err := proc.ReadStat(pid); err == nil && sessions[st.SID] {
 				left = true
-				var ws unix.WaitStatus
-				unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+				proc.Reap(pid)
 			}
 		}
 		return !left
@@ -426,16 +404,13 @@ func (s *server) cleanup() {
 // process is the subreaper of every daemon). known says whether the status
 // is known: it is only for children.
 func reap(pid int, limit time.Duration) (ws unix.WaitStatus, known, exited bool) {
+	var e proc.Exit
 	exited = poll(limit, func() bool {
-		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-		if got == pid {
-			known = true
-			return true
-		}
-		// Not (yet) our child: its parent reaps it.
-		return errors.Is(err, unix.ECHILD) && syscall.Kill(pid, 0) == syscall.ESRCH
+		var ok bool
+		ok, e = proc.Reap(pid)
+		return ok
 	})
-	return ws, known, exited
+	return e.Status, e.Known, exited
 }
 
 // waitExit waits until pid has exited, and reaps it.
@@ -463,60 +438,45 @@ func mustExit(t testing.TB, pid int, limit time.Duration) int {
 }
 
 // alive reports whether pid runs (a zombie does not count).
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	st := procStat(b)
-	return st.state != "Z" && st.state != "X"
-}
+func alive(pid int) bool { return proc.Alive(pid) }
 
+// stat is what the tests read of /proc/<pid>/stat.
 type stat struct {
 	state           string
 	ppid, pgid, sid int
 }
 
-// procStat parses /proc/<pid>/stat.
+func fromProc(st proc.Stat) stat {
+	return stat{state: string(st.State), ppid: st.PPID, pgid: st.PGID, sid: st.SID}
+}
+
+// procStat parses /proc/<pid>/stat; it returns the zero stat if b is not one.
 func procStat(b []byte) stat {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return stat{}
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 5 {
-		return stat{}
-	}
-	atoi := func(s string) int { n, _ := strconv.Atoi(s); return n }
-	return stat{state: f[0], ppid: atoi(f[1]), pgid: atoi(f[2]), sid: atoi(f[3])}
+	st, _ := proc.ParseStat(b)
+	return fromProc(st)
 }
 
 func readStat(t testing.TB, pid int) stat {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := proc.ReadStat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return procStat(b)
+	return fromProc(st)
 }
 
 // children lists the processes whose parent is the test process.
 func children() []int { return childrenOf(os.Getpid()) }
 
 // childrenOf lists the processes whose parent is ppid, zombies included.
-func childrenOf(ppid int) []int {
-	return processesWhere(func(pid int) bool {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		return err == nil && procStat(b).ppid == ppid
-	})
-}
+func childrenOf(ppid int) []int { return proc.Children(ppid) }
 
 // processesWhere lists the processes for which keep reports true.
 func processesWhere(keep func(pid int) bool) []int {
-	entries, _ := os.ReadDir("/proc")
+	all, _ := proc.PIDs()
 	var pids []int
-	for _, e := range entries {
-		if pid, err := strconv.Atoi(e.Name()); err == nil && keep(pid) {
+	for _, pid := range all {
+		if keep(pid) {
 			pids = append(pids, pid)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/daemonize-dev/daemonize/internal/load"
+	"github.com/daemonize-dev/daemonize/internal/proc"
 )
 
 // The servers' own timeouts, and how long the tool waits for them.
@@ -46,7 +46,6 @@ func (b *bench) logf(format string, args ...any) {
 func (b *bench) build(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, buildLimit)
 	defer cancel()
-	goTool := findGo()
 	const mod = "github.com/daemonize-dev/daemonize"
 	var needExample, needServer bool
 	for _, p := range b.cfg.Parts {
@@ -75,11 +74,8 @@ func (b *bench) build(ctx context.Context) error {
 		}
 		*t.out = filepath.Join(b.dir, filepath.Base(t.pkg))
 		b.logf("building %s", t.pkg)
-		cmd := exec.CommandContext(ctx, goTool, "build", "-o", *t.out, t.pkg)
-		cmd.Dir = b.cfg.Src
-		cmd.WaitDelay = 10 * time.Second // if killed, do not wait on for its children's output
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("%s build %s in %s: %v\n%s(run from the daemonize repository, or point -src at it)", goTool, t.pkg, b.cfg.Src, err, out)
+		if err := proc.Build(ctx, b.cfg.Src, *t.out, t.pkg); err != nil {
+			return fmt.Errorf("in %s: %w(run from the daemonize repository, or point -src at it)", b.cfg.Src, err)
 		}
 	}
 	return nil
@@ -129,7 +125,7 @@ type server struct {
 // newServer returns a server on a fresh loopback port, with its pid file and
 // log in the scratch directory.
 func (b *bench) newServer(name string) (*server, error) {
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +162,7 @@ func (s *server) start(ctx context.Context) error {
 	}
 	if s.detach {
 		st, err := waitGone(ctx, pid, startLimit)
-		if err == nil && !st.clean() {
+		if err == nil && !clean(st) {
 			err = fmt.Errorf("launcher: %v", st)
 		}
 		if err != nil {
@@ -253,7 +249,7 @@ func (s *server) waitExit(ctx context.Context, pid int) error {
 	if err != nil {
 		return s.fail(err)
 	}
-	if !st.clean() {
+	if !clean(st) {
 		s.unclean = append(s.unclean, fmt.Sprintf("pid %d: %v", pid, st))
 	}
 	return nil

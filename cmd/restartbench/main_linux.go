@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/daemonize-dev/daemonize/internal/proc"
 )
 
 // The parts of a run, and the servers of the restart part.
@@ -148,7 +150,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "restartbench:", err)
 		return 2
 	}
-	if err := becomeSubreaper(); err != nil {
+	if err := proc.BecomeSubreaper(); err != nil {
 		fmt.Fprintln(os.Stderr, "restartbench:", err)
 		return 1
 	}

@@ -4,7 +4,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,8 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,21 +18,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/daemonize-dev/daemonize/internal/proc"
 )
 
 // pollEvery is how often a condition is checked while waiting for it.
 const pollEvery = 500 * time.Microsecond
-
-// becomeSubreaper makes this process the reaper of every process it starts
-// and of their descendants: a daemon orphaned by its launcher, or a
-// generation whose parent generation exited, is reparented to it, so that
-// it can see them exit and reap them.
-func becomeSubreaper() error {
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("become a child subreaper: %w", err)
-	}
-	return nil
-}
 
 // procs keeps the process groups of the servers the tool starts, so that
 // they and every generation they restart into are killed and reaped at the
@@ -106,26 +94,31 @@ func (p *procs) killAll() error {
 		killGroup(g)
 	}
 	clear(p.groups)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	err := proc.PollUntil(context.Background(), time.Now().Add(10*time.Second), pollEvery, func() bool {
 		// Children nobody told us about: a daemon whose launcher we
 		// killed before it said where the daemon was.
-		for _, pid := range children() {
+		for _, pid := range proc.Children(os.Getpid()) {
 			if g, err := unix.Getpgid(pid); err == nil {
 				killGroup(g)
 			}
 			unix.Kill(pid, unix.SIGKILL)
 		}
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		switch {
-		case errors.Is(err, unix.ECHILD):
-			return nil
-		case pid == 0:
-			time.Sleep(pollEvery)
+		// Reap every child that has exited; done once none is left.
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if errors.Is(err, unix.ECHILD) {
+				return true
+			}
+			if pid <= 0 {
+				return false
+			}
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("processes left after killing them: %v", proc.Children(os.Getpid()))
 	}
-	return fmt.Errorf("processes left after killing them: %v", children())
+	return nil
 }
 
 // close kills and reaps everything, and refuses to start anything after.
@@ -136,109 +129,31 @@ func (p *procs) close() error {
 	return p.killAll()
 }
 
-// procStat is what the tool reads of /proc/<pid>/stat.
-type procStat struct {
-	state byte
-	ppid  int
-}
-
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, err
-	}
-	// The command name, in parentheses, may hold spaces and parentheses.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: unexpected %q", pid, b)
-	}
-	ppid, err := strconv.Atoi(f[1])
-	return procStat{state: f[0][0], ppid: ppid}, err
-}
-
-// children lists the processes whose parent is this one.
-func children() []int {
-	self := os.Getpid()
-	entries, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := readStat(pid); err == nil && st.ppid == self {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// exitStatus is how a process ended, when it was our child.
-type exitStatus struct {
-	known bool
-	ws    unix.WaitStatus
-}
-
-func (s exitStatus) clean() bool { return !s.known || s.ws.Exited() && s.ws.ExitStatus() == 0 }
-
-func (s exitStatus) String() string {
-	switch {
-	case !s.known:
-		return "unknown"
-	case s.ws.Signaled():
-		return "killed by " + s.ws.Signal().String()
-	}
-	return "exit status " + strconv.Itoa(s.ws.ExitStatus())
-}
-
-// gone reports whether pid has exited, and reaps it if it is our child.
-func gone(pid int) (bool, exitStatus) {
-	var ws unix.WaitStatus
-	got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-	if got == pid {
-		return true, exitStatus{known: true, ws: ws}
-	}
-	if !errors.Is(err, unix.ECHILD) {
-		return false, exitStatus{}
-	}
-	// Not our child: its parent reaps it. A zombie has exited.
-	st, err := readStat(pid)
-	return err != nil || st.state == 'Z' || st.state == 'X', exitStatus{}
-}
+// clean reports whether a process exited with status 0, or was not ours to
+// tell.
+func clean(e proc.Exit) bool { return !e.Known || e.Status.Exited() && e.Status.ExitStatus() == 0 }
 
 // poll checks cond every pollEvery until it holds, limit passes or ctx ends.
 func poll(ctx context.Context, limit time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(pollEvery)
-	defer tick.Stop()
-	for {
-		if cond() {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not within %s", what, limit)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", what, ctx.Err())
-		case <-tick.C:
-		}
+	err := proc.PollUntil(ctx, time.Now().Add(limit), pollEvery, cond)
+	if errors.Is(err, proc.ErrTimeout) {
+		return fmt.Errorf("%s: not within %s", what, limit)
 	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
-// waitGone waits until pid has exited and reaps it.
-func waitGone(ctx context.Context, pid int, limit time.Duration) (exitStatus, error) {
-	var status exitStatus
+// waitGone waits until pid has exited and reaps it; see [proc.Reap].
+func waitGone(ctx context.Context, pid int, limit time.Duration) (proc.Exit, error) {
+	var e proc.Exit
 	err := poll(ctx, limit, fmt.Sprintf("process %d to exit", pid), func() bool {
 		var ok bool
-		ok, status = gone(pid)
+		ok, e = proc.Reap(pid)
 		return ok
 	})
-	return status, err
+	return e, err
 }
 
 // readPID returns the pid in a pid file, or 0.
@@ -280,28 +195,6 @@ func probe(addr string) (int, error) {
 		return 0, fmt.Errorf("GET /: %q: %w", line, err)
 	}
 	return pid, nil
-}
-
-// freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// findGo returns the go command: the one on PATH, else the one of the Go
-// installation this tool was built with.
-func findGo() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	// The tool runs on the machine it was built on (go run, or go build
-	// then run), so the Go tree it was built with is there.
-	//lint:ignore SA1019 the fallback for when go is not on PATH
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // tail returns the last lines of the file at path, for an error message.

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/daemonize-dev/daemonize"
+	"github.com/daemonize-dev/daemonize/internal/demo"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -100,48 +101,11 @@ func main() {
 	}
 }
 
-// handler serves the example's endpoints.
+// handler serves the example's endpoints: GET / and GET /sleep, shared
+// with the tests and the benchmark, and GET /stream.
 func handler(d *daemonize.Daemon, accessLog bool) http.Handler {
-	hello := fmt.Sprintf("pid=%d generation=%d version=%s\n", os.Getpid(), d.Generation(), version)
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprint(w, hello)
-	})
-	mux.HandleFunc("GET /sleep", func(w http.ResponseWriter, r *http.Request) {
-		t, err := time.ParseDuration(r.FormValue("d"))
-		if err != nil || t < 0 {
-			http.Error(w, "want ?d=<duration>, such as 1.5s", http.StatusBadRequest)
-			return
-		}
-		select {
-		case <-time.After(t):
-			fmt.Fprint(w, hello)
-		case <-r.Context().Done():
-		}
-	})
-	mux.HandleFunc("GET /stream", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.Header().Set("Cache-Control", "no-cache")
-		rc := http.NewResponseController(w)
-		draining := d.Draining()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for n := 1; ; n++ {
-			if _, err := fmt.Fprintf(w, "data: pid=%d n=%d\n\n", os.Getpid(), n); err != nil {
-				return
-			}
-			if err := rc.Flush(); err != nil {
-				return
-			}
-			select {
-			case <-tick.C:
-			case <-draining:
-				return // after a whole event: the client reconnects to the new process
-			case <-r.Context().Done():
-				return
-			}
-		}
-	})
+	mux := demo.NewMux(d.Generation(), version)
+	mux.Handle("GET /stream", demo.Stream(d.Draining))
 	if !accessLog {
 		return mux
 	}

@@ -10,9 +10,11 @@
 //     Ready, Wait); SIGUSR1 restarts. -extra-listeners adds listeners on
 //     127.0.0.1:0 that are inherited across restarts like the main one.
 //
-// Endpoints: GET / answers "pid=<pid>"; GET /sleep?d=<duration> answers the
-// same after sleeping that long. Every mode writes its pid to -pidfile once
-// it serves.
+// Endpoints, those of examples/httpserver (internal/demo): GET / answers
+// "pid=<pid> generation=<n> version=bench", with generation 0 in
+// -mode=tableflip, which does not count them; GET /sleep?d=<duration>
+// answers the same after sleeping that long. Every mode writes its pid to
+// -pidfile once it serves.
 //
 // It is built and run by restartbench; it is not meant for production.
 package main

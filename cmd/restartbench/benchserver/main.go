@@ -7,19 +7,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/cloudflare/tableflip"
 	"github.com/daemonize-dev/daemonize"
+	"github.com/daemonize-dev/daemonize/internal/atomicfile"
+	"github.com/daemonize-dev/daemonize/internal/demo"
 )
 
 func main() {
@@ -48,30 +48,15 @@ func main() {
 	}
 }
 
-// handler serves the endpoints every mode shares.
-func handler() http.Handler {
-	hello := fmt.Sprintf("pid=%d\n", os.Getpid())
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, hello)
-	})
-	mux.HandleFunc("GET /sleep", func(w http.ResponseWriter, r *http.Request) {
-		t, err := time.ParseDuration(r.FormValue("d"))
-		if err != nil || t < 0 {
-			http.Error(w, "want ?d=<duration>, such as 1.5s", http.StatusBadRequest)
-			return
-		}
-		select {
-		case <-time.After(t):
-			io.WriteString(w, hello)
-		case <-r.Context().Done():
-		}
-	})
-	return mux
-}
+// version is what GET / reports as the version, the same in every mode so
+// that every mode's answer has the same length.
+const version = "bench"
 
-func newServer() *http.Server {
-	return &http.Server{Handler: handler(), ReadHeaderTimeout: 10 * time.Second}
+// newServer returns the server every mode runs: the endpoints of
+// examples/httpserver. generation is what GET / reports: 0 where the mode
+// does not count generations.
+func newServer(generation int) *http.Server {
+	return &http.Server{Handler: demo.NewMux(generation, version), ReadHeaderTimeout: 10 * time.Second}
 }
 
 // runTableflip serves with tableflip alone: listen through the Upgrader,
@@ -102,7 +87,7 @@ func runTableflip(addr, pidFile string, drain, upgradeTimeout time.Duration) err
 	if err != nil {
 		return err
 	}
-	srv := newServer()
+	srv := newServer(0)
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			log.Print("serve: ", err)
@@ -127,7 +112,7 @@ func runPlain(addr, pidFile string, drain time.Duration) error {
 	if err != nil {
 		return err
 	}
-	srv := newServer()
+	srv := newServer(1) // a restart is a stop and a start: always the first
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if err := writePIDFile(pidFile); err != nil {
@@ -167,10 +152,9 @@ func runDaemonize(addr, pidFile string, drain, upgradeTimeout time.Duration, ext
 		}
 		lns = append(lns, ln)
 	}
-	h := handler()
 	for _, ln := range lns {
 		go func() {
-			if err := d.Serve(&http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln); err != nil {
+			if err := d.Serve(newServer(d.Generation()), ln); err != nil {
 				log.Fatal("serve: ", err)
 			}
 		}()
@@ -187,19 +171,5 @@ func writePIDFile(path string) error {
 	if path == "" {
 		return nil
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".pid-*")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.WriteString(strconv.Itoa(os.Getpid()) + "\n")
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	return atomicfile.Write(path, []byte(strconv.Itoa(os.Getpid())+"\n"))
 }

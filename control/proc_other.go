@@ -1,7 +1,0 @@
-//go:build !linux
-
-package control
-
-func zombie(int) bool { return false }
-
-func executable(int) (string, bool) { return "", false }
