@@ -31,10 +31,14 @@ type server struct {
 	endWatches context.CancelFunc
 }
 
-// newServer makes the server.
-func newServer() *server {
+// newServer makes the server. The HTTP/2 handshake of a new connection gets
+// half the drain, 10 s at most: GracefulStop, and Stop too, first wait until
+// every connection still in its handshake has finished it or timed out, and
+// only then send GOAWAY, so a client that connects and sends nothing would
+// hold the drain for grpc's default of 120 s.
+func newServer(drain time.Duration) *server {
 	s := &server{
-		grpc:   grpc.NewServer(),
+		grpc:   grpc.NewServer(grpc.ConnectionTimeout(min(drain/2, 10*time.Second))),
 		health: health.NewServer(), // "" (the whole server) is SERVING
 	}
 	s.draining, s.endWatches = context.WithCancel(context.Background())

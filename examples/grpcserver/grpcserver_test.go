@@ -638,3 +638,34 @@ func TestRestartOntoBrokenBinary(t *testing.T) {
 	}
 	s.stop(newPID)
 }
+
+// TestDrainWithSilentConnection restarts the daemon while a client that
+// connected to it has sent nothing. grpc-go's GracefulStop, and Stop too,
+// wait until every connection still in its HTTP/2 handshake has finished it
+// or timed out; the example bounds the handshake by half the drain, so the
+// old process still drains in time and exits 0.
+func TestDrainWithSilentConnection(t *testing.T) {
+	s := newService(t)
+	s.drain = 2 * time.Second
+	pid := s.start()
+	raw, err := net.DialTimeout("tcp", s.addr, readyLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	// The server writes its SETTINGS frame first: once its header is read,
+	// the process holds the connection in its handshake.
+	raw.SetReadDeadline(time.Now().Add(readyLimit))
+	if _, err := io.ReadFull(raw, make([]byte, 9)); err != nil {
+		t.Fatalf("reading the server's first frame: %v", err)
+	}
+	l := startLoad(t, s.addr, [][]grpc.DialOption{nil}, 1, 1)
+	newPID, ready, gone := s.restart(pid)
+	l.stop(t)
+	t.Logf("restart with a silent connection: signal -> new pid in pid file %.1f ms, -> old process gone %.1f ms; %v", ms(ready), ms(gone), l)
+	if gone > s.drain {
+		t.Errorf("old process gone %s after the signal, want within the drain, %s", gone, s.drain)
+	}
+	l.checkFailures(t)
+	s.stop(newPID)
+}

@@ -47,7 +47,7 @@ func main() {
 	flag.Parse()
 
 	// Made before New, since its drain is passed to New; it binds nothing.
-	srv := newServer()
+	srv := newServer(*drain)
 	d, err := daemonize.New(daemonize.Options{
 		Detach:         *detach,
 		Stdout:         *stdout,
