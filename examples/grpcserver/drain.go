@@ -18,7 +18,9 @@ import (
 // has no other; and a client that opens its Watch again must do so on a new
 // connection, to the new process. grpc-go does not say when the GOAWAY has
 // gone, so this is a margin for the scheduling of GracefulStop's goroutine:
-// on the wire, frames keep their order.
+// on the wire, frames keep their order. A connection still in its handshake
+// holds the GOAWAY back longer (see newServer); until it goes, Check on the
+// old connections answers NOT_SERVING.
 const goAwayLead = 50 * time.Millisecond
 
 // server is the gRPC server with the health service, and how it drains.
@@ -66,6 +68,7 @@ func (s *server) drain(ctx context.Context) error {
 	defer lead.Stop()
 	select {
 	case <-lead.C:
+	case <-stopped: // no connection was left to tell
 	case <-ctx.Done():
 	}
 	s.health.Shutdown() // every service NOT_SERVING, for good

@@ -8,8 +8,12 @@
 //	kill -USR1 $(cat /tmp/grpcserver.pid)   # hot restart
 //	kill $(cat /tmp/grpcserver.pid)         # drain and stop
 //
+// grpc-health-probe is github.com/grpc-ecosystem/grpc-health-probe; any
+// client of grpc.health.v1 will do.
+//
 // What a client sees during a restart: nothing fails, and Check answers
-// SERVING throughout. The new process accepts on the same listening socket
+// SERVING throughout (unless a connection stuck in its handshake holds the
+// GOAWAY back; see drain.go). The new process accepts on the same listening socket
 // once it is ready; then the old one drains (drain.go). It sends GOAWAY on
 // each of its connections, so the client sends its next RPCs over a new
 // connection, to the new process; RPCs that crossed the GOAWAY finish on the
