@@ -25,8 +25,9 @@ type H2loadConfig struct {
 	Extra    []string      // more arguments, before the URL
 }
 
-// RunH2load runs h2load until it ends or ctx is done (then SIGINT). It
-// returns the parsed summary.
+// RunH2load runs h2load and returns its parsed summary. h2load prints
+// none when interrupted: give it the Duration the measurement needs, and
+// cancel ctx only to give up (it is then stopped and an error returned).
 func RunH2load(ctx context.Context, c H2loadConfig) (*H2loadResult, error) {
 	path, err := lookPath("h2load")
 	if err != nil {

@@ -49,6 +49,9 @@ func (p *process) exited() bool {
 
 // wait waits at most limit for the process to exit.
 func (p *process) wait(limit time.Duration) bool {
+	if p.exited() {
+		return true
+	}
 	t := time.NewTimer(limit)
 	defer t.Stop()
 	select {
