@@ -191,3 +191,40 @@ func TestIdleKeepAliveClientTwoRestarts(t *testing.T) {
 		t.Errorf("after two restarts GET / says %q", body)
 	}
 }
+
+// TestH2loadHTTP1AcrossRestarts loads the example with h2load in HTTP/1.1
+// mode (the example speaks no h2c): more connections than wrk's, each
+// reconnecting when the old generation answers Connection: close. h2load
+// prints no summary when interrupted, so it runs for a fixed time that the
+// restarts fit in.
+func TestH2loadHTTP1AcrossRestarts(t *testing.T) {
+	const restarts = 5
+	const duration = 8 * time.Second
+	s := newServer(t, exampleBin)
+	s.start()
+	type outcome struct {
+		r   *realclient.H2loadResult
+		err error
+	}
+	done := make(chan outcome, 1)
+	t0 := time.Now()
+	go func() {
+		r, err := realclient.RunH2load(context.Background(), realclient.H2loadConfig{URL: "http://" + s.addr + "/", H1: true, Clients: 8, Duration: duration})
+		done <- outcome{r, err}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	gone := restartRounds(t, s, restarts, 200*time.Millisecond)
+	restarted := time.Since(t0)
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	if restarted > duration {
+		t.Errorf("the restarts took %s, longer than the load (%s)", restarted, duration)
+	}
+	t.Logf("h2load --h1, 8 connections, %s, %d restarts within the first %s: %v", duration, restarts, restarted.Round(time.Millisecond), o.r)
+	t.Logf("signal -> old generation gone: %s", durations(gone))
+	if o.r.Succeeded == 0 || o.r.Failed != 0 || o.r.Errored != 0 || o.r.Timeout != 0 || o.r.Succeeded != o.r.Status2xx {
+		t.Errorf("h2load across %d restarts: %v\n%s", restarts, o.r, o.r.Output)
+	}
+}
