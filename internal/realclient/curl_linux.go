@@ -95,7 +95,7 @@ func CurlLoop(ctx context.Context, url string, interval time.Duration, args ...s
 				t.First = append(t.First, r.String())
 			}
 		default:
-			t.Bodies[r.Body]++
+			t.Bodies[strings.TrimSpace(r.Body)]++
 		}
 		select {
 		case <-ctx.Done():
