@@ -97,27 +97,29 @@ func TestWrkAcrossRestarts(t *testing.T) {
 // connection of the pool that the old generation drops is an upstream error
 // in nginx's log (and a 502 unless nginx's retry hides it).
 func TestNginxAcrossRestarts(t *testing.T) {
-	const restarts = 10
+	const restarts, connections = 10, 4
 	s := newServer(t, exampleBin)
 	s.start()
 	ng := realclient.StartNginx(t, s.addr)
 	if r, err := realclient.Curl(context.Background(), ng.URL("/")); err != nil || !r.OK() || !strings.Contains(r.Body, "generation=1 ") {
 		t.Fatalf("GET / through nginx: %v, %v\n%s", r, err, ng.Log())
 	}
-	stop := runWrk(t, ng.URL("/"), 4)
+	stop := runWrk(t, ng.URL("/"), connections)
 	gone := restartRounds(t, s, restarts, 200*time.Millisecond)
 	r := stop()
 	ng.Stop()
 	statuses := ng.Statuses()
 	upstreamErrors := ng.UpstreamErrors()
-	t.Logf("wrk -> nginx (upstream keepalive 32) -> example, 4 connections, %d restarts: %v", restarts, r)
+	t.Logf("wrk -> nginx (upstream keepalive 32) -> example, %d connections, %d restarts: %v", connections, restarts, r)
 	t.Logf("nginx access log by status: %v; upstream errors in its error log: %d", statuses, len(upstreamErrors))
 	t.Logf("signal -> old generation gone: %s", durations(gone))
 	if r.Requests == 0 || r.SocketErrors() != 0 || r.Non2xx != 0 {
 		t.Errorf("wrk through nginx across %d restarts: %v\n%s", restarts, r, r.Output)
 	}
 	for code, n := range statuses {
-		if code != http.StatusOK {
+		// 499 is nginx's "client closed the request": wrk's connections
+		// with a request in flight when wrk was stopped, at most one each.
+		if code != http.StatusOK && !(code == 499 && n <= connections) {
 			t.Errorf("nginx answered %d %d times", code, n)
 		}
 	}
