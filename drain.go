@@ -64,6 +64,7 @@ func (d *Daemon) refuseNew() {
 	d.fds.closeListeners(false)
 	d.fds.releaseKept()
 	d.flip.stop()
+	d.notify.settled()
 }
 
 // runDrains runs every drain function until it returns or the drain
@@ -151,7 +152,9 @@ func (d *Daemon) predecessorGone(ready bool) {
 			st.LastRestart.Covers = old.LastRestart.Covers
 		}
 	})
-	d.notify.adopted(d.logError)
+	if d.gen > 1 {
+		d.notify.adopted(d.logError) // the previous generation named this one MAINPID
+	}
 }
 
 func (d *Daemon) reopenOutput() { d.logError(d.out.reopen()) }
@@ -186,4 +189,5 @@ func (d *Daemon) cleanup() {
 		}
 	}
 	d.flip.stop()
+	d.notify.settled()
 }

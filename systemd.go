@@ -21,6 +21,7 @@ type notifier struct {
 	socket   string
 	watchdog time.Duration // the interval of WATCHDOG_USEC, 0 if none
 	stop     chan struct{} // closed to stop the watchdog pings
+	adopting chan struct{} // closed when adopted has returned; nil before
 }
 
 // systemdEnv reads and removes the variables systemd sets for the process
@@ -111,11 +112,6 @@ func (n *notifier) extendStop(ctx context.Context, drain time.Duration, logf fun
 		}
 	}
 }
-
-// adopted is told once the previous generation has exited, so that this
-// process, which the previous one named MAINPID, is now the service
-// manager's child.
-func (n *notifier) adopted(logf func(error)) {}
 
 // reloading is the message that starts a restart: systemd ignores
 // RELOADING=1 without a fresh MONOTONIC_USEC.

@@ -68,9 +68,16 @@ func (n *notifySocket) expect(key, value string) notifyMessage {
 			n.t.Fatalf("waiting for %s=%s: %v; seen: %v", key, value, err, n.seen)
 		}
 		m := notifyMessage{raw: string(buf[:nb]), fields: make(map[string]string)}
-		if cmsgs, err := unix.ParseSocketControlMessage(oob[:noob]); err == nil && len(cmsgs) > 0 {
-			if cred, err := unix.ParseUnixCredentials(&cmsgs[0]); err == nil {
+		cmsgs, _ := unix.ParseSocketControlMessage(oob[:noob])
+		for _, c := range cmsgs {
+			if cred, err := unix.ParseUnixCredentials(&c); err == nil {
 				m.pid = int(cred.Pid)
+			}
+			// A barrier (BARRIER=1, as systemd-notify sends) passes a
+			// pipe that systemd closes once it has read what came before.
+			fds, _ := unix.ParseUnixRights(&c)
+			for _, fd := range fds {
+				unix.Close(fd)
 			}
 		}
 		for _, line := range strings.Split(strings.TrimSpace(m.raw), "\n") {
