@@ -58,7 +58,6 @@ type world interface {
 	now() time.Time
 	// becomeReady does the work of Ready.
 	becomeReady() error
-	after(d time.Duration) <-chan time.Time
 
 	// startAttempt starts a; its end comes back as attemptDone.
 	startAttempt(a *attempt)

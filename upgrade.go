@@ -21,8 +21,7 @@ func readyGuard(upgradeTimeout time.Duration) time.Duration {
 	return min(upgradeTimeout/10, 250*time.Millisecond)
 }
 
-func (d *Daemon) now() time.Time                         { return time.Now() }
-func (d *Daemon) after(t time.Duration) <-chan time.Time { return time.After(t) }
+func (d *Daemon) now() time.Time { return time.Now() }
 
 // startAttempt starts the restart a in its own goroutine.
 func (d *Daemon) startAttempt(a *attempt) {
