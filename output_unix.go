@@ -96,9 +96,10 @@ func redirect(stdout, stderr string) error {
 }
 
 // setup points os.Stderr at a duplicate of descriptor 2. In a new process
-// whose standard error is captured, it also takes the real one from the
-// parent (files), to go back to at Ready. Otherwise, when standard error
-// has no path, it passes a duplicate of it on (files).
+// whose standard error is captured, it also takes the real one the parent
+// passed (files), to go back to at Ready; tableflip passes it on again.
+// Otherwise, when standard error has no path, it passes a duplicate of it
+// on.
 func (o *output) setup(files fileTable, captured bool) error {
 	fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
@@ -106,19 +107,17 @@ func (o *output) setup(files fileTable, captured bool) error {
 	}
 	o.errFd = fd
 	os.Stderr = os.NewFile(uintptr(fd), "/dev/stderr")
-	if captured {
+	switch {
+	case captured:
 		o.own = true
 		if o.real, err = files.File(stderrName); err != nil {
 			return fmt.Errorf("daemonize: standard error: %w", err)
 		}
-	} else if o.stderr == "" {
-		o.real, err = dupFile(stdStderr)
-		if err != nil {
-			return fmt.Errorf("daemonize: standard error: %w", err)
+	case o.stderr == "":
+		if o.real, err = dupFile(stdStderr); err == nil {
+			err = files.AddFile(stderrName, o.real)
 		}
-	}
-	if o.real != nil {
-		if err := files.AddFile(stderrName, o.real); err != nil {
+		if err != nil {
 			return fmt.Errorf("daemonize: standard error: %w", err)
 		}
 	}
