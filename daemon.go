@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,6 +82,21 @@ type Options struct {
 	// stop it and start the service anew.
 	TakeBack bool
 
+	// Supervise keeps the process that was started, for the life of the
+	// service, as a small supervisor with a stable pid, and runs the
+	// generations under it: what a container's PID 1, systemd without
+	// MAINPID tracking, and process supervisors (supervisord, runit, s6)
+	// need. The supervisor reaps every process it inherits, passes signals
+	// on to the generation that serves (SIGHUP to every generation), names
+	// itself in the pid file, and exits with the serving generation's
+	// status once no generation is left: when the service stops, or when
+	// the serving generation dies outside a hand-over (it does not restart
+	// it: the container runtime or the supervisor above decides that). The
+	// supervisor's own code is the binary it was started from until the
+	// service is stopped and started again. Linux only: elsewhere New
+	// returns an error wrapping ErrNotSupported.
+	Supervise bool
+
 	// ListenConfig, if not nil, creates the sockets of [Daemon.Listen] and
 	// [Daemon.ListenPacket] that were not inherited.
 	ListenConfig *net.ListenConfig
@@ -144,23 +160,24 @@ const envDetached = "DAEMONIZE_DETACHED"
 // Daemon is a running daemon: its pid file, its signals, and the sockets it
 // hands to the next process on restart.
 type Daemon struct {
-	opts     Options
-	log      *slog.Logger
-	exe      string
-	gen      int
-	started  time.Time // when generation 1 started
-	parent   int       // the previous generation's pid, 0 in generation 1
-	inherit  manifest  // what the previous generation passed
-	flip     *flipper
-	fds      fdSet
-	handoff  *handoff
-	pid      *pidFile
-	out      output
-	notify   notifier
-	status   statusFile
-	life     *lifecycle
-	launcher *os.File      // pipe to the launching process, until ready
-	readyC   chan struct{} // closed at Ready: the listeners accept
+	opts       Options
+	log        *slog.Logger
+	exe        string
+	gen        int
+	started    time.Time // when generation 1 started
+	parent     int       // the previous generation's pid, 0 in generation 1
+	supervisor int       // the supervisor's pid, 0 without Options.Supervise
+	inherit    manifest  // what the previous generation passed
+	flip       *flipper
+	fds        fdSet
+	handoff    *handoff
+	pid        *pidFile
+	out        output
+	notify     notifier
+	status     statusFile
+	life       *lifecycle
+	launcher   *os.File      // pipe to the launching process, until ready
+	readyC     chan struct{} // closed at Ready: the listeners accept
 
 	readyDone atomic.Bool
 
@@ -207,10 +224,18 @@ func New(opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	report := reportPipe()
-	if o.Detach && report == nil && os.Getenv(tableflipMarker) == "" {
+	sup := supervisorConn()
+	generation := sup != nil || os.Getenv(tableflipMarker) != ""
+	if o.Detach && report == nil && !generation {
 		os.Exit(launch(o, exe))
 	}
-	d, err := newDaemon(o, exe, report)
+	if o.Supervise && !generation {
+		if err := canSupervise(); err != nil {
+			return nil, err
+		}
+		os.Exit(supervise(o, exe, report))
+	}
+	d, err := newDaemon(o, exe, report, sup)
 	if err != nil {
 		d.reportError(err)
 		return nil, err
@@ -221,18 +246,30 @@ func New(opts Options) (*Daemon, error) {
 // reportPipe returns the pipe to the launching process, if this is a
 // detached daemon, and removes the marker from the environment.
 func reportPipe() *os.File {
-	v, ok := os.LookupEnv(envDetached)
-	if !ok {
+	f := inheritedFile(envDetached, "daemonize-report")
+	if f == nil {
 		return nil
 	}
-	os.Unsetenv(envDetached)
-	if v != "3" {
-		return nil
-	}
-	f := os.NewFile(3, "daemonize-report")
 	if st, err := f.Stat(); err != nil || st.Mode()&fs.ModeNamedPipe == 0 {
 		return nil
 	}
+	return f
+}
+
+// inheritedFile returns the descriptor the environment variable env names,
+// close-on-exec, and removes the variable, which no process this one
+// starts must see.
+func inheritedFile(env, name string) *os.File {
+	v, ok := os.LookupEnv(env)
+	if !ok {
+		return nil
+	}
+	os.Unsetenv(env)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return nil
+	}
+	f := os.NewFile(uintptr(fd), name)
 	setCloseOnExec(f)
 	return f
 }
@@ -257,7 +294,7 @@ func executable() (string, error) {
 	return p, nil
 }
 
-func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
+func newDaemon(o Options, exe string, report, sup *os.File) (*Daemon, error) {
 	d := &Daemon{
 		opts:      o,
 		log:       o.Logger,
@@ -283,7 +320,15 @@ func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 		return d, err
 	}
 	d.flip = flip
-	if report == nil && !restarted && (o.Stdout != "" || o.Stderr != "") {
+	if sup != nil {
+		// Generation 1 of a supervised service: the supervisor did what a
+		// first process does (detach, redirect, lock the pid file).
+		d.supervisor = os.Getppid()
+		if err := flip.AddFile(supervisorName, sup); err != nil {
+			return d, fmt.Errorf("daemonize: %w", err)
+		}
+	}
+	if report == nil && !restarted && sup == nil && (o.Stdout != "" || o.Stderr != "") {
 		if err := redirect(o.Stdout, o.Stderr); err != nil {
 			return d, err
 		}
@@ -294,7 +339,7 @@ func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 			return d, err
 		}
 	} else {
-		if d.fds.inherited, d.fds.activated, err = activatedSockets(); err != nil {
+		if d.fds.inherited, d.fds.activated, err = activatedSockets(sup != nil); err != nil {
 			return d, err
 		}
 		f, err := anonFile("daemonize-handoff")
@@ -310,7 +355,14 @@ func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 		return d, err
 	}
 	d.fds.gen = d.gen
-	if o.PIDFile != "" && d.pid == nil {
+	if sup != nil {
+		d.notify.socket, d.notify.conn = "", sup
+	}
+	if d.notify.conn != nil {
+		d.notify.pid = strconv.Itoa(os.Getpid())
+		d.logError(d.notify.send(fmt.Sprintf("DAEMONIZE_GENERATION=%d", d.gen)))
+	}
+	if o.PIDFile != "" && d.pid == nil && d.supervisor == 0 {
 		if d.pid, err = lockPIDFile(o.PIDFile); err != nil {
 			return d, err
 		}
@@ -318,7 +370,7 @@ func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 			return d, fmt.Errorf("daemonize: %w", err)
 		}
 	}
-	d.status = statusFile{pid: d.pid, log: d.log, st: Status{
+	d.status = statusFile{log: d.log, st: Status{
 		PID:            os.Getpid(),
 		Generation:     d.gen,
 		State:          StateStarting,
@@ -326,7 +378,11 @@ func newDaemon(o Options, exe string, report *os.File) (*Daemon, error) {
 		Started:        time.Now(),
 		ServiceStarted: d.started,
 		Restarts:       d.inherit.Restarts,
+		Supervisor:     d.supervisor,
 	}}
+	if o.PIDFile != "" {
+		d.status.path = StatusPath(o.PIDFile)
+	}
 	d.life = newLifecycle(d, d.log, d.inherit.Restarts, flip.parentGone())
 	d.life.pid1 = isPID1()
 	if restarted {
@@ -363,9 +419,15 @@ func (d *Daemon) inheritFrom() error {
 	d.started = time.Unix(0, m.Started)
 	d.notify.socket, d.notify.watchdog = m.NotifySocket, time.Duration(m.WatchdogUSec)*time.Microsecond
 	d.fds.inherited = m.Files
+	if m.Supervisor != 0 {
+		d.supervisor = m.Supervisor
+		if d.notify.conn, err = d.flip.File(supervisorName); err != nil || d.notify.conn == nil {
+			return fmt.Errorf("daemonize: the supervisor's socket: %v", err)
+		}
+	}
 	if lock, err := d.flip.File(pidLockName); err != nil {
 		return fmt.Errorf("daemonize: %w", err)
-	} else if lock != nil && d.opts.PIDFile != "" {
+	} else if lock != nil && d.opts.PIDFile != "" && d.supervisor == 0 {
 		d.pid = &pidFile{path: d.opts.PIDFile, lock: lock}
 	}
 	return nil
@@ -500,8 +562,10 @@ func (d *Daemon) becomeReady() error {
 	}
 	d.readyDone.Store(true)
 	d.log.Info("daemonize: ready", "pid", os.Getpid(), "generation", d.gen)
-	if d.parent == 0 {
-		d.logError(d.notify.send("READY=1", "STATUS="+d.describe()))
+	if d.parent == 0 || parentGone {
+		// Orphaned, this process must say it serves itself.
+		d.logError(d.notify.send(fmt.Sprintf("MAINPID=%d", os.Getpid()), "READY=1", "STATUS="+d.describe()))
+		d.notify.startWatchdog(0, d.logError)
 	} else {
 		// The old process tells systemd, with MAINPID, once it knows;
 		// until then systemd would not accept this one's messages.

@@ -148,7 +148,7 @@ func (d *Daemon) predecessorGone(ready bool) {
 	d.status.set(func(st *Status) {
 		st.Previous = nil
 		// The old process wrote which requests the restart answered.
-		if old, err := ReadStatus(d.pid.path); err == nil && old.LastRestart != nil && st.LastRestart != nil && old.LastRestart.Attempt == st.LastRestart.Attempt {
+		if old, err := ReadStatus(d.opts.PIDFile); err == nil && old.LastRestart != nil && st.LastRestart != nil && old.LastRestart.Attempt == st.LastRestart.Attempt {
 			st.LastRestart.Covers = old.LastRestart.Covers
 		}
 	})

@@ -22,9 +22,10 @@ const reservedPrefix = "daemonize."
 // The names under which the library passes its own files to a restarted
 // child, beside the program's sockets.
 const (
-	handoffName = reservedPrefix + "handoff"
-	pidLockName = reservedPrefix + "pidlock"
-	stderrName  = reservedPrefix + "stderr" // the real standard error, while the child's is captured
+	handoffName    = reservedPrefix + "handoff"
+	pidLockName    = reservedPrefix + "pidlock"
+	stderrName     = reservedPrefix + "stderr"     // the real standard error, while the child's is captured
+	supervisorName = reservedPrefix + "supervisor" // the socket to the supervisor of Options.Supervise
 )
 
 // The kinds of inherited file.

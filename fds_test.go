@@ -254,7 +254,7 @@ func TestParseListenEnv(t *testing.T) {
 		{"42", "99999", "", nil, "LISTEN_FDS"},
 		{"42", "2", "web", nil, "1 names for LISTEN_FDS=2"},
 	} {
-		got, err := parseListenEnv(tc.pid, tc.fds, tc.names, 42)
+		got, err := parseListenEnv(tc.pid, tc.fds, tc.names, 42, false)
 		if tc.err == "" && (err != nil || !reflect.DeepEqual(got, tc.want)) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("parseListenEnv(%q, %q, %q) = %q, %v; want %q, %q", tc.pid, tc.fds, tc.names, got, err, tc.want, tc.err)
 		}
@@ -267,7 +267,7 @@ func FuzzParseListenEnv(f *testing.F) {
 	f.Add("42", "0", "")
 	f.Add("42", "3", "::")
 	f.Fuzz(func(t *testing.T, pid, fds, names string) {
-		got, err := parseListenEnv(pid, fds, names, 42)
+		got, err := parseListenEnv(pid, fds, names, 42, false)
 		if err == nil && len(got) > maxListenFDs {
 			t.Errorf("%d names accepted", len(got))
 		}

@@ -31,6 +31,7 @@ type manifest struct {
 	NotifySocket   string
 	WatchdogUSec   int64
 	StderrCaptured bool // the child's standard error is a capture file until Ready; the real one is passed as stderrName
+	Supervisor     int  // the supervisor's pid (Options.Supervise); its socket is passed as supervisorName
 	Files          []entry
 }
 
@@ -51,10 +52,11 @@ const manifestVersion = 2
 //	notify "/run/systemd/notify"
 //	watchdog-usec 30000000
 //	stderr-captured true
+//	supervisor 0
 //	file "g1.1" "listener" "tcp" "localhost:8080" "127.0.0.1:8080"
 func encodeManifest(m manifest) []byte {
-	b := fmt.Appendf(nil, "daemonize-handoff %d\ngeneration %d\nstarted %d\nrestarts %d\nattempt-started %d\ndeadline %d\nnotify %s\nwatchdog-usec %d\nstderr-captured %t\n",
-		manifestVersion, m.Generation, m.Started, m.Restarts, m.AttemptStarted, m.Deadline, strconv.Quote(m.NotifySocket), m.WatchdogUSec, m.StderrCaptured)
+	b := fmt.Appendf(nil, "daemonize-handoff %d\ngeneration %d\nstarted %d\nrestarts %d\nattempt-started %d\ndeadline %d\nnotify %s\nwatchdog-usec %d\nstderr-captured %t\nsupervisor %d\n",
+		manifestVersion, m.Generation, m.Started, m.Restarts, m.AttemptStarted, m.Deadline, strconv.Quote(m.NotifySocket), m.WatchdogUSec, m.StderrCaptured, m.Supervisor)
 	for _, e := range m.Files {
 		b = append(b, "file"...)
 		for _, f := range []string{e.Name, e.Kind, e.Network, e.Addr, e.Bound} {
@@ -102,6 +104,8 @@ func decodeManifest(b []byte) (manifest, error) {
 			m.WatchdogUSec, err = strconv.ParseInt(rest, 10, 64)
 		case "stderr-captured":
 			m.StderrCaptured, err = strconv.ParseBool(rest)
+		case "supervisor":
+			m.Supervisor, err = strconv.Atoi(rest)
 		case "file":
 			var f []string
 			if f, err = unquoteFields(rest, 5); err == nil {

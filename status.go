@@ -117,10 +117,10 @@ func readyStatus(st Status, old, pid, gen, attempt int, began, ended time.Time) 
 // statusFile is this process's status, and the file it is written to
 // while this process is the one the pid file names.
 type statusFile struct {
-	mu  sync.Mutex
-	pid *pidFile // nil: no pid file, no status file
-	log *slog.Logger
-	st  Status
+	mu   sync.Mutex
+	path string // "" without a pid file
+	log  *slog.Logger
+	st   Status
 }
 
 // get returns the status.
@@ -141,7 +141,7 @@ func (s *statusFile) update(change func(*Status)) {
 // restart the old process is the only writer, until the new one is ready;
 // then the new one is.
 func (s *statusFile) set(change func(*Status)) {
-	if s.pid == nil {
+	if s.path == "" {
 		return
 	}
 	s.mu.Lock()
@@ -164,7 +164,7 @@ func (s *statusFile) write(st *Status) {
 	st.Updated = time.Now()
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = atomicfile.Write(StatusPath(s.pid.path), append(b, '\n'))
+		err = atomicfile.Write(s.path, append(b, '\n'))
 	}
 	if err != nil {
 		s.log.Error("daemonize: status file", "err", err)

@@ -18,7 +18,9 @@ import (
 // to the unix socket named by NOTIFY_SOCKET ("@" starts an abstract name).
 // The zero notifier, outside systemd, sends nothing.
 type notifier struct {
-	socket   string
+	socket   string        // NOTIFY_SOCKET
+	conn     *os.File      // the socket to the supervisor of Options.Supervise, instead
+	pid      string        // this process's, added to the supervisor's messages
 	watchdog time.Duration // the interval of WATCHDOG_USEC, 0 if none
 	stop     chan struct{} // closed to stop the watchdog pings
 	adopting chan struct{} // closed when adopted has returned; nil before
@@ -43,6 +45,12 @@ func systemdEnv() (n notifier) {
 // send sends one message made of lines. Errors are returned for logging
 // only: a lost notification must not stop the service.
 func (n *notifier) send(lines ...string) error {
+	if n.conn != nil {
+		if _, err := n.conn.Write([]byte(strings.Join(lines, "\n") + "\nDAEMONIZE_PID=" + n.pid + "\n")); err != nil {
+			return fmt.Errorf("daemonize: tell the supervisor: %w", err)
+		}
+		return nil
+	}
 	if n.socket == "" {
 		return nil
 	}
@@ -57,10 +65,13 @@ func (n *notifier) send(lines ...string) error {
 	return nil
 }
 
+// enabled reports whether there is anyone to notify.
+func (n *notifier) enabled() bool { return n.socket != "" || n.conn != nil }
+
 // startWatchdog sends WATCHDOG=1 at half the interval systemd asked for,
 // after a first wait of delay, until stopWatchdog.
 func (n *notifier) startWatchdog(delay time.Duration, logf func(error)) {
-	if n.socket == "" || n.watchdog <= 0 || n.stop != nil {
+	if !n.enabled() || n.watchdog <= 0 || n.stop != nil {
 		return
 	}
 	n.stop = make(chan struct{})
@@ -94,7 +105,7 @@ func (n *notifier) stopWatchdog() {
 // time (EXTEND_TIMEOUT_USEC) a little at a time while the drain runs, never
 // past the drain deadline plus a second to exit.
 func (n *notifier) extendStop(ctx context.Context, drain time.Duration, logf func(error)) {
-	if n.socket == "" {
+	if !n.enabled() {
 		return
 	}
 	end := time.Now().Add(drain + time.Second)
@@ -124,12 +135,14 @@ const maxListenFDs = 4096
 
 // parseListenEnv reads systemd's socket activation variables: how many
 // descriptors from 3 up were passed to the process self, and their names.
-// Variables meant for another process (LISTEN_PID differs) give 0.
-func parseListenEnv(pid, fds, names string, self int) ([]string, error) {
+// Variables meant for another process (LISTEN_PID differs) give 0. The
+// supervisor of Options.Supervise passes them on without LISTEN_PID (it
+// cannot know the pid beforehand): anyPID accepts that.
+func parseListenEnv(pid, fds, names string, self int, anyPID bool) ([]string, error) {
 	if pid == "" && fds == "" {
 		return nil, nil
 	}
-	if p, err := strconv.Atoi(pid); err != nil || p != self {
+	if p, err := strconv.Atoi(pid); !(anyPID && pid == "") && (err != nil || p != self) {
 		return nil, nil
 	}
 	n, err := strconv.Atoi(fds)

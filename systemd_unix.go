@@ -4,12 +4,8 @@ package daemonize
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
-	"strconv"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,8 +14,8 @@ import (
 // (LISTEN_FDS), as entries to claim and their files by entry name, and
 // removes the variables, which a restarted child must not see: it gets the
 // sockets through the hand-off like any other.
-func activatedSockets() ([]entry, map[string]*os.File, error) {
-	names, err := parseListenEnv(os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES"), os.Getpid())
+func activatedSockets(supervised bool) ([]entry, map[string]*os.File, error) {
+	names, err := parseListenEnv(os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES"), os.Getpid(), supervised)
 	for _, v := range []string{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} {
 		os.Unsetenv(v)
 	}
@@ -61,129 +57,4 @@ func activatedSockets() ([]entry, map[string]*os.File, error) {
 		files[e.Name] = f
 	}
 	return entries, files, nil
-}
-
-// adopted makes systemd supervise this process as its own child. A restart
-// moves MAINPID to the new process while the old one, its parent, still
-// lives: systemd then takes it for a process that is not its child
-// ("Supervising process N which is not our child"), and at a stop does not
-// wait for it, killing it at once. Once the old process has exited, this
-// one is systemd's child, but systemd only looks again when MAINPID
-// changes, and only the main process may change it (NotifyAccess=main). So
-// this process passes MAINPID to a helper in its own unit, which passes it
-// back. A privileged process (CAP_SYS_ADMIN, root in most units) sends
-// the second message itself in the helper's name, microseconds after the
-// first, and the helper passes on signals meant for the main process
-// meanwhile. Otherwise the helper becomes systemd-notify, which sends the
-// second message; systemd's MainPID names the helper for the 20 ms or so
-// that takes, and a SIGUSR1 of systemctl reload in those milliseconds is
-// lost.
-//
-// It runs in its own goroutine; settled waits for it.
-func (n *notifier) adopted(logf func(error)) {
-	if n.socket == "" {
-		return
-	}
-	n.adopting = make(chan struct{})
-	go func() {
-		defer close(n.adopting)
-		n.adopt(logf)
-	}()
-}
-
-// settled waits, a moment at most, until adopted has returned, so that the
-// process does not exit and leave its helper behind.
-func (n *notifier) settled() {
-	if n.adopting == nil {
-		return
-	}
-	select {
-	case <-n.adopting:
-	case <-time.After(killGrace):
-	}
-}
-
-// helperScript is the helper of adopt: it passes on the reload and reopen
-// signals meant for the main process while it is the main process, and
-// ignores stop signals (systemd sends those to every process of the unit,
-// this one included); it says when it is ready, and then either exits (read
-// gets "done") or becomes systemd-notify, which sends MAINPID=<this
-// process> in its own name (--pid=$$), ignoring signals: they must not end
-// the main process before it has passed MAINPID back.
-const helperScript = `trap '' TERM INT
-for s in USR1 HUP; do trap "kill -$s $1" $s; done
-echo ready
-read -r what || exit 1
-[ "$what" = done ] && exit 0
-trap '' USR1 HUP TERM INT
-exec "$0" --pid="$$" MAINPID="$1"`
-
-func (n *notifier) adopt(logf func(error)) {
-	tool, err := exec.LookPath("systemd-notify")
-	if err != nil {
-		logf(fmt.Errorf("daemonize: systemd-notify not found, so systemd may kill this process at stop instead of letting it drain: %w", err))
-		return
-	}
-	helper := exec.Command("/bin/sh", "-c", helperScript, tool, strconv.Itoa(os.Getpid()))
-	helper.Env = []string{"NOTIFY_SOCKET=" + n.socket}
-	gate, err := helper.StdinPipe()
-	var ready io.ReadCloser
-	if err == nil {
-		ready, err = helper.StdoutPipe()
-	}
-	if err == nil {
-		err = helper.Start()
-	}
-	if err != nil {
-		logf(fmt.Errorf("daemonize: systemd MAINPID helper: %w", err))
-		return
-	}
-	done := make(chan error, 1)
-	go func() {
-		io.Copy(io.Discard, ready) // "ready", then the end when it exits
-		done <- helper.Wait()
-	}()
-	line := make([]byte, len("ready\n"))
-	if _, err := io.ReadFull(ready, line); err != nil {
-		gate.Close()
-		logf(fmt.Errorf("daemonize: systemd MAINPID helper: %w; %v", err, <-done))
-		return
-	}
-	if err := n.send(fmt.Sprintf("MAINPID=%d", helper.Process.Pid)); err != nil {
-		gate.Close() // the helper exits without a word
-		<-done
-		logf(err)
-		return
-	}
-	if err := n.sendAs(helper.Process.Pid, fmt.Sprintf("MAINPID=%d", os.Getpid())); err == nil {
-		// Signals systemd sends to the helper until it has read that
-		// message still reach this process.
-		time.Sleep(100 * time.Millisecond)
-		io.WriteString(gate, "done\n")
-	} else {
-		io.WriteString(gate, "go\n") // not allowed to: the helper sends it
-	}
-	gate.Close()
-	select {
-	case err = <-done:
-	case <-time.After(killGrace / 2):
-		helper.Process.Kill()
-		err = <-done
-	}
-	if err != nil {
-		logf(fmt.Errorf("daemonize: systemd MAINPID helper: %w; systemd's main process may now be wrong", err))
-	}
-}
-
-// sendAs sends a message in the name of the process pid, which the kernel
-// allows a process with CAP_SYS_ADMIN only.
-func (n *notifier) sendAs(pid int, msg string) error {
-	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: n.socket, Net: "unixgram"})
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	cred := unix.UnixCredentials(&unix.Ucred{Pid: int32(pid), Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())})
-	_, _, err = conn.WriteMsgUnix([]byte(msg+"\n"), cred, nil)
-	return err
 }

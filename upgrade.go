@@ -65,6 +65,7 @@ func (d *Daemon) upgrade(a *attempt) error {
 		NotifySocket:   d.notify.socket,
 		WatchdogUSec:   d.notify.watchdog.Microseconds(),
 		StderrCaptured: true,
+		Supervisor:     d.supervisor,
 		Files:          d.fds.passOn(),
 	})
 	if err == nil {

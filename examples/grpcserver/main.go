@@ -48,6 +48,7 @@ func main() {
 	detach := flag.Bool("detach", false, "run as a daemon in the background")
 	drain := flag.Duration("drain", daemonize.DefaultDrainTimeout, "how long in-flight RPCs get to finish on stop or restart")
 	upgradeTimeout := flag.Duration("upgrade-timeout", daemonize.DefaultUpgradeTimeout, "how long a restarted process gets to become ready")
+	supervise := flag.Bool("supervise", false, "keep the first process as a supervisor with a stable pid (containers' PID 1, supervisord, runit)")
 	flag.Parse()
 
 	d, err := daemonize.New(daemonize.Options{
@@ -57,6 +58,7 @@ func main() {
 		PIDFile:        *pidFile,
 		DrainTimeout:   *drain,
 		UpgradeTimeout: *upgradeTimeout,
+		Supervise:      *supervise,
 		Logger:         slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {

@@ -42,6 +42,7 @@ func main() {
 	detach := flag.Bool("detach", false, "run as a daemon in the background")
 	drain := flag.Duration("drain", daemonize.DefaultDrainTimeout, "how long in-flight requests get to finish on stop or restart")
 	upgradeTimeout := flag.Duration("upgrade-timeout", daemonize.DefaultUpgradeTimeout, "how long a restarted process gets to become ready")
+	supervise := flag.Bool("supervise", false, "keep the first process as a supervisor with a stable pid (containers' PID 1, supervisord, runit)")
 	accessLog := flag.Bool("access-log", false, "write a line per request to standard output")
 	tlsCert := flag.String("tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate `file` (PEM); needs -tls-key")
 	tlsKey := flag.String("tls-key", "", "the private key `file` (PEM) of -tls-cert")
@@ -58,6 +59,7 @@ func main() {
 		PIDFile:        *pidFile,
 		DrainTimeout:   *drain,
 		UpgradeTimeout: *upgradeTimeout,
+		Supervise:      *supervise,
 		TakeBack:       true, // every listener runs under Serve
 		Logger:         slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})

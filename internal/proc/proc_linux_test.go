@@ -58,7 +58,7 @@ func TestChildLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (proc.Stat{State: st.State, PPID: os.Getpid(), PGID: pid, SID: pid}); st != want || st.Zombie() {
+	if want := (proc.Stat{State: st.State, PPID: os.Getpid(), PGID: pid, SID: pid, StartTime: st.StartTime}); st != want || st.Zombie() || st.StartTime == 0 {
 		t.Errorf("ReadStat(%d) = %+v, want %+v and a state other than zombie", pid, st, want)
 	}
 	if !proc.Alive(pid) || proc.Zombie(pid) {

@@ -18,6 +18,9 @@ type Stat struct {
 	PPID  int  // parent process
 	PGID  int  // process group
 	SID   int  // session
+	// StartTime is when the process started, in clock ticks after boot:
+	// with the pid, it names one process, even once the pid is reused.
+	StartTime uint64
 }
 
 // Zombie reports whether the process has exited but has not been reaped.
@@ -43,6 +46,10 @@ func ParseStat(b []byte) (Stat, error) {
 			return Stat{}, fmt.Errorf("proc: stat %.60q: %w", b, err)
 		}
 		*p = n
+	}
+	// starttime is field 22 of stat; f[0] is field 3.
+	if len(f) > 19 {
+		st.StartTime, _ = strconv.ParseUint(f[19], 10, 64)
 	}
 	return st, nil
 }

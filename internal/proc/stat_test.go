@@ -11,7 +11,7 @@ func TestParseStat(t *testing.T) {
 		in   string
 		want proc.Stat
 	}{
-		{"42 (sleep) S 1 42 7 0 -1 4194560 105 0 0 0 0 0 0 0 20 0 1 0 1", proc.Stat{State: 'S', PPID: 1, PGID: 42, SID: 7}},
+		{"42 (sleep) S 1 42 7 0 -1 4194560 105 0 0 0 0 0 0 0 20 0 1 0 1", proc.Stat{State: 'S', PPID: 1, PGID: 42, SID: 7, StartTime: 1}},
 		{"42 (a) b) (c) Z 9 8 7 0", proc.Stat{State: 'Z', PPID: 9, PGID: 8, SID: 7}},
 		{"42 (x y) R 0 0 0 0\n", proc.Stat{State: 'R'}},
 	} {
