@@ -385,6 +385,7 @@ func newDaemon(o Options, exe string, report, sup *os.File) (*Daemon, error) {
 	}
 	d.life = newLifecycle(d, d.log, d.inherit.Restarts, flip.parentGone())
 	d.life.pid1 = isPID1()
+	d.life.supervised = d.supervisor != 0
 	if restarted {
 		d.status.st.Started = time.Unix(0, d.inherit.AttemptStarted)
 		d.life.deadline = time.After(d.readyDeadline())

@@ -17,10 +17,11 @@ import (
 //   - HTTP/1.x: every response that begins during the drain says
 //     "Connection: close", so a client sends nothing more on it. A
 //     keep-alive connection that is idle (between requests) is closed once
-//     it has been idle for idleGrace, at once when the drain must hurry:
-//     closing an idle connection races with a client that sends a request
-//     on it at that very moment, and a client that has just used it is the
-//     likeliest to, so recently used connections get the grace.
+//     it has been idle for idleGrace, or for hurryGrace when the drain must
+//     hurry (a restart or a stop waits): closing an idle connection races
+//     with a client that sends a request on it at that very moment, and a
+//     client that has just used it is the likeliest to, so recently used
+//     connections get a grace.
 //   - HTTP/2: the first response on a connection during the drain sends
 //     GOAWAY (net/http does, for "Connection: close"); once no HTTP/1
 //     connection is left, http.Server.Shutdown sends GOAWAY on the rest and
@@ -29,9 +30,13 @@ import (
 //     their handler sees Daemon.Draining closed; hijacked connections are
 //     counted until they close, and closed at the drain deadline.
 
-// idleGrace is how long an idle HTTP/1 connection is left open during a
-// drain before it is closed.
-const idleGrace = 250 * time.Millisecond
+// How long an idle HTTP/1 connection is left open during a drain before it
+// is closed, and when the drain hurries: a client that keeps a connection
+// busy sends its next request well within hurryGrace.
+const (
+	idleGrace  = 250 * time.Millisecond
+	hurryGrace = 100 * time.Millisecond
+)
 
 // connKey finds a request's connection in its context.
 type connKey struct{}
@@ -180,7 +185,7 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	takeBack := s.d.opts.TakeBack
-	tick := time.NewTicker(idleGrace / 10)
+	tick := time.NewTicker(hurryGrace / 2)
 	defer tick.Stop()
 	shutdown := false
 	for s.conns.open.Load() > 0 {
@@ -207,11 +212,14 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 }
 
 // closeIdle closes the connections that are idle, and have been for
-// idleGrace unless hurry. HTTP/2 connections count as idle only with all,
+// idleGrace, or hurryGrace with hurry. HTTP/2 connections count as idle only with all,
 // when Shutdown will not be called. It reports whether HTTP/1 connections
 // (or ones whose protocol is not known yet) are left.
 func (s *httpDrain) closeIdle(hurry, all bool) (h1Left bool) {
-	now := time.Now().UnixNano()
+	now, grace := time.Now().UnixNano(), int64(idleGrace)
+	if hurry {
+		grace = int64(hurryGrace)
+	}
 	s.conns.mu.Lock()
 	defer s.conns.mu.Unlock()
 	for tc := range s.conns.conns {
@@ -222,7 +230,8 @@ func (s *httpDrain) closeIdle(hurry, all bool) (h1Left bool) {
 		}
 		h1Left = h1Left || !h2
 		idle := st == http.StateIdle || st == http.StateNew && !h2 || h2 && tc.busy.Load() == 0
-		if idle && (hurry || now-tc.idleAt.Load() >= int64(idleGrace)) {
+		// A request that has arrived, unread, keeps it open.
+		if idle && now-tc.idleAt.Load() >= grace && unread(tc.Conn) == 0 {
 			if top := tc.top.Load(); top != nil {
 				go (*top).Close()
 			} else {

@@ -121,6 +121,7 @@ type lifecycle struct {
 	done        chan struct{}    // closed when the drain has ended
 	drainErr    error            // the drain's error, once done
 	pid1        bool             // PID 1 without a supervisor: a hand-over would end the namespace
+	supervised  bool             // under the supervisor of Options.Supervise, which passes stop signals on
 	predecessor bool             // the previous generation still drains
 
 	st          state
@@ -133,7 +134,8 @@ type lifecycle struct {
 	followers   []chan<- error // Restart calls waiting for the follow-up
 	stopAfter   bool           // stop once the running attempt ends
 	stopSignals int
-	successor   int // the process this one handed over to
+	lastStop    time.Time // when the last stop signal counted
+	successor   int       // the process this one handed over to
 	drainEpoch  int
 }
 
@@ -215,10 +217,22 @@ func (l *lifecycle) onSignal(sig os.Signal) {
 	case sigRestart:
 		l.onRestart(nil)
 	default:
+		// Under a supervisor, one stop often arrives twice: from systemd,
+		// which signals every process of the unit, or a terminal, which
+		// signals the process group, and passed on by the supervisor.
+		now := l.w.now()
+		if l.supervised && l.stopSignals > 0 && now.Sub(l.lastStop) < sameStop {
+			return
+		}
+		l.lastStop = now
 		l.stopSignals++
 		l.onStop(sig.String(), true)
 	}
 }
+
+// sameStop is how close together two stop signals of a supervised process
+// count as one.
+const sameStop = 250 * time.Millisecond
 
 // onReady: the program calls Ready.
 func (l *lifecycle) onReady() error {

@@ -390,3 +390,19 @@ func TestLifecycleTransitions(t *testing.T) {
 	}()
 	l.setState(handedOver)
 }
+
+func TestLifecycleSupervisedStopTwice(t *testing.T) {
+	l, f := life(t, false)
+	l.supervised = true
+	ready(t, l)
+	l.onSignal(syscall.SIGTERM)
+	l.onSignal(syscall.SIGTERM) // the same stop, passed on by the supervisor
+	if f.exited != -1 || l.st != stopping {
+		t.Fatalf("calls %v: two signals of one stop", f.calls)
+	}
+	f.clock = f.clock.Add(time.Second)
+	l.onSignal(syscall.SIGTERM)
+	if f.exited != 1 {
+		t.Errorf("calls %v: a second stop later exits at once", f.calls)
+	}
+}

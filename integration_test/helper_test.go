@@ -73,12 +73,13 @@ func helperServer(fault string) {
 	umask := flags.Uint("umask", 0, "")
 	udp := flags.String("udp", "", "also answer datagrams on this UDP address")
 	unixPath := flags.String("unix", "", "also serve HTTP on this unix socket")
+	supervise := flags.Bool("supervise", false, "")
 	flags.Parse(os.Args[1:])
 
 	d, err := daemonize.New(daemonize.Options{
 		Detach: *detach, Stdout: *stdout, Stderr: *stderr, PIDFile: *pidFile,
 		DrainTimeout: *drain, UpgradeTimeout: *upgradeTimeout, StartTimeout: *startTimeout,
-		Dir: *dir, Umask: fs.FileMode(*umask), TakeBack: *udp == "",
+		Dir: *dir, Umask: fs.FileMode(*umask), TakeBack: *udp == "", Supervise: *supervise,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	})
 	if err != nil {
@@ -96,6 +97,16 @@ func helperServer(fault string) {
 			return
 		}
 		fmt.Fprintln(w, "restarted")
+	})
+	// GET /orphan?d=<duration> starts a sleep that outlives its parent, a
+	// shell that exits at once: a grandchild the server abandons.
+	mux.HandleFunc("GET /orphan", func(w http.ResponseWriter, r *http.Request) {
+		cmd := exec.Command("/bin/sh", "-c", "sleep \"$0\" >/dev/null 2>&1 &", r.FormValue("d"))
+		if err := cmd.Run(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "abandoned")
 	})
 	mux.HandleFunc("GET /env", func(w http.ResponseWriter, r *http.Request) {
 		out, err := exec.Command("env").Output()

@@ -647,3 +647,37 @@ func TestRestartSignalBeforeReady(t *testing.T) {
 		t.Errorf("GET / = %q, want generation 2", body)
 	}
 }
+
+// TestBackToBackRestartsHurry restarts again as soon as each new process
+// serves, under load: each restart is asked of a process whose predecessor
+// still drains, which makes that one hurry (close its idle connections
+// sooner) and starts once it has exited. No request may fail.
+func TestBackToBackRestartsHurry(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	pid := s.start()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	results := make(chan *load.Result, 1)
+	go func() {
+		results <- load.Run(ctx, load.Config{Addr: s.addr, KeepAlive: 3, NewConn: 2, Slow: 1,
+			SlowPath: "/sleep?d=50ms", MaxDuration: scale(5 * time.Minute)})
+	}()
+	for range 30 {
+		s.signal(pid, syscall.SIGUSR1)
+		pid = s.waitPIDChange(pid)
+	}
+	waitFor(t, 30*time.Second, "the last restart's predecessor to exit", func() bool {
+		st, err := daemonize.ReadStatus(s.pidFile)
+		return err == nil && st.PID == pid && st.Previous == nil
+	})
+	cancel()
+	res := <-results
+	t.Logf("30 back-to-back restarts under load: %v", res)
+	if res.Failed != 0 || res.Requests == 0 {
+		t.Errorf("load: %v; first errors %q", res, res.FirstErrs)
+	}
+	if n := strings.Count(s.read(s.stderr), "asking it to hurry"); n == 0 {
+		t.Errorf("no restart waited for a draining predecessor: the test did not test hurrying")
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daemonize-dev/daemonize"
 	"github.com/daemonize-dev/daemonize/internal/realclient"
 )
 
@@ -252,4 +253,67 @@ func curlInBackground(t *testing.T, url string) (stop func() *realclient.CurlTal
 	}
 	t.Cleanup(func() { stop() })
 	return stop
+}
+
+// TestSystemdSupervised runs the example with -supervise under a real
+// systemd, Type=notify: the supervisor is the main process for the whole
+// life of the service, so MainPID never changes while each reload makes a
+// new generation serve; no request fails, and systemctl stop drains and
+// ends cleanly.
+func TestSystemdSupervised(t *testing.T) {
+	u := newUnitServer(t)
+	sd := realclient.BootSystemd(t)
+	unit := sd.WriteUnit("supervised.service", fmt.Sprintf(`[Unit]
+Description=daemonize test: the example, supervised, Type=notify
+DefaultDependencies=no
+
+[Service]
+Type=notify
+ExecStart=%s -supervise
+ExecReload=/bin/kill -USR1 $MAINPID
+TimeoutStopSec=20s
+`, u.execStart(u.addr)))
+	defer logSystemd(t, sd)
+	if out, err := sd.Systemctl("start", unit); err != nil {
+		t.Fatalf("systemctl start: %v: %s", err, out)
+	}
+	main := sd.MainPID(unit)
+	if main == 0 || u.nsPID() != main {
+		t.Fatalf("MainPID %d, pid file %d", main, u.nsPID())
+	}
+	curls := curlInBackground(t, "http://"+u.addr+"/")
+	serving := servingPID(u.addr)
+	for i := range 3 {
+		if out, err := sd.Systemctl("reload", unit); err != nil {
+			t.Fatalf("systemctl reload: %v: %s", err, out)
+		}
+		old := serving
+		waitFor(t, 20*time.Second, "a new generation to serve", func() bool {
+			serving = servingPID(u.addr)
+			return serving != 0 && serving != old
+		})
+		waitFor(t, 20*time.Second, "the hand-over to end", func() bool {
+			st, err := daemonize.ReadStatus(u.pidFile)
+			return err == nil && st.PID == serving && st.Previous == nil
+		})
+		if got := sd.MainPID(unit); got != main {
+			t.Fatalf("reload %d: MainPID %d, want the supervisor %d throughout", i+1, got, main)
+		}
+		t.Logf("reload %d: generation pid %d -> %d, MainPID %d", i+1, old, serving, main)
+	}
+	tally := curls()
+	t.Logf("curl during 3 reloads: %v", tally)
+	if tally.Requests == 0 || tally.Failed != 0 {
+		t.Errorf("curl across the reloads: %v", tally)
+	}
+	if out, err := sd.Systemctl("stop", unit); err != nil {
+		t.Errorf("systemctl stop: %v: %s", err, out)
+	}
+	st := sd.Show(unit, "ActiveState", "Result", "ExecMainStatus")
+	if st["ActiveState"] != "inactive" || st["Result"] != "success" || st["ExecMainStatus"] != "0" {
+		t.Errorf("after systemctl stop: %v, want inactive, success, status 0", st)
+	}
+	if killed := sd.Killed(unit); len(killed) > 0 {
+		t.Errorf("systemctl stop sent SIGKILL:\n%s", strings.Join(killed, "\n"))
+	}
 }
