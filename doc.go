@@ -68,9 +68,14 @@
 //     returns a [*RestartError] saying why, quoting the new process's own
 //     standard error (captured until it is ready, then copied into the log).
 //   - If the old process dies (even by SIGKILL) before the new one is ready,
-//     the new one carries on alone: it serves once ready, and exits if it is
-//     not ready within UpgradeTimeout of the restart. It never hangs
-//     waiting for a parent.
+//     but after the new one has received the sockets (in New), the new one
+//     carries on alone: it serves once ready, and exits if it is not ready
+//     within UpgradeTimeout of the restart. It never hangs waiting for a
+//     parent. If the old one dies sooner, the new one cannot get the
+//     sockets (tableflip passes their names over a pipe from the parent)
+//     and exits: nothing serves until the service is started again, or, with
+//     [Options.Supervise], the supervisor exits with the old process's
+//     status for the orchestrator to restart it.
 //   - With [Options.TakeBack], if the new process dies without a clean stop
 //     (it crashed, say, right after Ready) while the old one still drains,
 //     the old one takes the service back: it kept its listening sockets,

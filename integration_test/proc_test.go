@@ -189,18 +189,28 @@ func (s *server) install(bin string) {
 	if err := os.Rename(tmp, s.bin); err != nil {
 		s.t.Fatal(err)
 	}
+	// Renaming a link over another link to the same file does nothing.
+	os.Remove(tmp)
 }
 
-// installScript puts a shell script at the server's path by rename.
+// installScript puts a shell script at the server's path by rename. It is
+// written to a file of its own first, and installed as install does.
 func (s *server) installScript(script string) {
 	s.t.Helper()
-	tmp := s.bin + ".new"
-	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
+	f, err := os.CreateTemp(s.dir, "script-")
+	if err == nil {
+		_, err = f.WriteString(script)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o755)
+	}
+	if err != nil {
 		s.t.Fatal(err)
 	}
-	if err := os.Rename(tmp, s.bin); err != nil {
-		s.t.Fatal(err)
-	}
+	s.install(f.Name())
 }
 
 // flags returns the example's command line for this server.

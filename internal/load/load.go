@@ -41,19 +41,21 @@ type Result struct {
 	Failed    int64            // requests that got no complete 200 response
 	Failures  map[string]int64 // failed requests by kind
 	FirstErrs []string         // a few failures, for a message
+	FailedAt  []time.Time      // when the first failures happened, up to maxFailedAt
 	Latencies []time.Duration  // of successful fast requests
 	Elapsed   time.Duration
 }
 
 // Failure kinds.
 const (
-	Refused  = "refused"
-	Reset    = "reset"
-	Closed   = "closed without response"
-	Timeout  = "timeout"
-	Status   = "non-200"
-	Other    = "other"
-	maxFirst = 5
+	Refused     = "refused"
+	Reset       = "reset"
+	Closed      = "closed without response"
+	Timeout     = "timeout"
+	Status      = "non-200"
+	Other       = "other"
+	maxFirst    = 5
+	maxFailedAt = 1000
 )
 
 // Run loads the server until ctx ends, MaxDuration passes or MaxRequests
@@ -96,6 +98,9 @@ func Run(ctx context.Context, c Config) *Result {
 		}
 		r.Failed++
 		r.Failures[Kind(err)]++
+		if len(r.FailedAt) < maxFailedAt {
+			r.FailedAt = append(r.FailedAt, time.Now())
+		}
 		if len(r.FirstErrs) < maxFirst {
 			r.FirstErrs = append(r.FirstErrs, err.Error())
 		}
