@@ -280,3 +280,41 @@ func TestSupervisordWithSupervise(t *testing.T) {
 		t.Errorf("supervisord's log:\n%s", sv.Log())
 	}
 }
+
+// TestSupervisedDetachAndDeployTool detaches a supervised server and drives
+// it with the daemonize command as any other: status names the supervisor
+// and the serving generation, restart and stop report as ever, and the
+// supervisor's pid stays in the pid file throughout.
+func TestSupervisedDetachAndDeployTool(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	if code, out := s.launch("-supervise"); code != 0 {
+		t.Fatalf("launcher exited %d: %s", code, out)
+	}
+	sup := s.mustPID()
+	if st := readStat(t, sup); st.sid != sup {
+		t.Errorf("the supervisor %d is not in a session of its own: %+v", sup, st)
+	}
+	s.sessions[sup] = true // the generations are in its session: the cleanup finds them
+	first := servingPID(s.addr)
+	code, out := tool(t, "status", "-pidfile", s.pidFile)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("ready: pid %d, generation 1", first)) || !strings.Contains(out, fmt.Sprintf("supervisor: pid %d", sup)) {
+		t.Errorf("status: exit %d, %q", code, out)
+	}
+	code, out = tool(t, "restart", "-pidfile", s.pidFile)
+	second := servingPID(s.addr)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("restarted: pid %d -> %d (generation 2)", first, second)) {
+		t.Errorf("restart: exit %d, %q", code, out)
+	}
+	if got := s.mustPID(); got != sup {
+		t.Errorf("pid file names %d after the restart, want the supervisor %d", got, sup)
+	}
+	code, out = tool(t, "stop", "-pidfile", s.pidFile)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("stopped: pid %d", sup)) {
+		t.Errorf("stop: exit %d, %q", code, out)
+	}
+	if alive(sup) || alive(second) {
+		t.Errorf("after stop: supervisor alive %v, generation alive %v", alive(sup), alive(second))
+	}
+	s.checkPIDFileGone()
+}
