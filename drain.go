@@ -53,9 +53,10 @@ var errDrainDeadline = errors.New("daemonize: drain deadline (Options.DrainTimeo
 
 // refuseNew closes every copy of every listening socket this process
 // holds: the program's listeners, tableflip's copies, the ones kept for a
-// take-back. A process that took over from this one and still drains is
-// told to hurry and let go of its copies. Sockets systemd passed stay open
-// in systemd, where new connections wait for the next start.
+// take-back. The previous generation, if it still drains, is told to hurry
+// and let go of the copies it kept. Sockets systemd passed stay open in
+// systemd, where new connections wait for the next start. It waits for a
+// MAINPID hand-back to systemd under way, so that STOPPING=1 is taken.
 func (d *Daemon) refuseNew() {
 	d.handoff.markStopping()
 	if d.releaseServe != nil {
