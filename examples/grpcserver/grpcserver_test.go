@@ -123,27 +123,20 @@ func newService(t *testing.T) *service {
 	return s
 }
 
-// install puts bin at the service's path by rename, as a deploy does.
+// install puts bin at the service's path by rename, as a deploy does (see
+// [proc.Install]).
 func (s *service) install(bin string) {
 	s.t.Helper()
-	tmp := s.bin + ".new"
-	os.Remove(tmp)
-	if err := os.Link(bin, tmp); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, s.bin); err != nil {
+	if err := proc.Install(bin, s.bin); err != nil {
 		s.t.Fatal(err)
 	}
 }
 
-// installScript puts a shell script at the service's path by rename.
+// installScript puts a shell script at the service's path by rename (see
+// [proc.InstallScript]).
 func (s *service) installScript(script string) {
 	s.t.Helper()
-	tmp := s.bin + ".new"
-	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, s.bin); err != nil {
+	if err := proc.InstallScript(script, s.bin); err != nil {
 		s.t.Fatal(err)
 	}
 }
