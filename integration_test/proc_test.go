@@ -176,41 +176,22 @@ func newServer(t testing.TB, bin string) *server {
 	return s
 }
 
-// install puts bin at the server's path by rename, as a deploy does. It
-// links rather than copies: a file written by the test process could be held
-// open by a child another test is forking, and exec would fail with ETXTBSY.
+// install puts bin at the server's path by rename, as a deploy does (see
+// [proc.Install]).
 func (s *server) install(bin string) {
 	s.t.Helper()
-	tmp := s.bin + ".new"
-	os.Remove(tmp)
-	if err := os.Link(bin, tmp); err != nil {
+	if err := proc.Install(bin, s.bin); err != nil {
 		s.t.Fatal(err)
 	}
-	if err := os.Rename(tmp, s.bin); err != nil {
-		s.t.Fatal(err)
-	}
-	// Renaming a link over another link to the same file does nothing.
-	os.Remove(tmp)
 }
 
-// installScript puts a shell script at the server's path by rename. It is
-// written to a file of its own first, and installed as install does.
+// installScript puts a shell script at the server's path by rename (see
+// [proc.InstallScript]).
 func (s *server) installScript(script string) {
 	s.t.Helper()
-	f, err := os.CreateTemp(s.dir, "script-")
-	if err == nil {
-		_, err = f.WriteString(script)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o755)
-	}
-	if err != nil {
+	if err := proc.InstallScript(script, s.bin); err != nil {
 		s.t.Fatal(err)
 	}
-	s.install(f.Name())
 }
 
 // flags returns the example's command line for this server.

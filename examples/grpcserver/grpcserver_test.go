@@ -5,20 +5,16 @@
 package main_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,7 +22,7 @@ import (
 	"time"
 
 	"github.com/daemonize-dev/daemonize"
-	"golang.org/x/sys/unix"
+	"github.com/daemonize-dev/daemonize/internal/proc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health"
@@ -40,8 +36,8 @@ func TestMain(m *testing.M) {
 	// Each generation of the daemon is orphaned when its parent (the
 	// launcher, or the generation before) exits, and becomes a child of
 	// the test process: the test reaps it and reads its exit status.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "set child subreaper:", err)
+	if err := proc.BecomeSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
 	// A data race in the server kills it, so a test fails.
@@ -65,17 +61,13 @@ func TestMain(m *testing.M) {
 // build compiles the example to out, with the race detector when the tests
 // run with it.
 func build(out string) error {
-	args := []string{"build", "-o", out}
+	var flags []string
 	if raceEnabled() {
-		args = append(args, "-race")
+		flags = append(flags, "-race")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	// go test puts its own go command first in PATH.
-	if b, err := exec.CommandContext(ctx, "go", append(args, ".")...).CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, b)
-	}
-	return nil
+	return proc.Build(ctx, "", out, ".", flags...)
 }
 
 func raceEnabled() bool {
@@ -92,40 +84,15 @@ const (
 	drainTimeout = 10 * time.Second
 )
 
-// poll reports whether cond became true within limit.
-func poll(limit time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return true
-}
-
-// freeAddr returns a loopback address nobody listens on, with a port below
-// the kernel's ephemeral range, so that no client connection takes it
-// between this check and the server's bind.
+// freeAddr returns a loopback address with a port nobody listens on, below
+// the kernel's ephemeral range (see [proc.FreeAddr]).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	hi := 32000
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if lo, err := strconv.Atoi(f[0]); err == nil && lo > 20000 {
-				hi = min(hi, lo)
-			}
-		}
+	addr, err := proc.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for range 100 {
-		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(hi-20000))
-		if ln, err := net.Listen("tcp", addr); err == nil {
-			ln.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free port")
-	return ""
+	return addr
 }
 
 // service is one daemon under test: a link to the example in a temporary
@@ -156,27 +123,20 @@ func newService(t *testing.T) *service {
 	return s
 }
 
-// install puts bin at the service's path by rename, as a deploy does.
+// install puts bin at the service's path by rename, as a deploy does (see
+// [proc.Install]).
 func (s *service) install(bin string) {
 	s.t.Helper()
-	tmp := s.bin + ".new"
-	os.Remove(tmp)
-	if err := os.Link(bin, tmp); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, s.bin); err != nil {
+	if err := proc.Install(bin, s.bin); err != nil {
 		s.t.Fatal(err)
 	}
 }
 
-// installScript puts a shell script at the service's path by rename.
+// installScript puts a shell script at the service's path by rename (see
+// [proc.InstallScript]).
 func (s *service) installScript(script string) {
 	s.t.Helper()
-	tmp := s.bin + ".new"
-	if err := os.WriteFile(tmp, []byte(script), 0o755); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, s.bin); err != nil {
+	if err := proc.InstallScript(script, s.bin); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -201,19 +161,11 @@ func (s *service) start() int {
 	return pid
 }
 
-func (s *service) readPID() (int, error) {
-	b, err := os.ReadFile(s.pidFile)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSpace(string(b)))
-}
-
 func (s *service) mustPID() int {
 	s.t.Helper()
-	pid, err := s.readPID()
+	pid, err := daemonize.ReadPIDFile(s.pidFile)
 	if err != nil {
-		s.t.Fatalf("pid file: %v", err)
+		s.t.Fatal(err)
 	}
 	return pid
 }
@@ -232,8 +184,8 @@ func (s *service) restart(pid int) (newPID int, ready, gone time.Duration) {
 	s.t.Helper()
 	t0 := time.Now()
 	s.signal(pid, syscall.SIGUSR1)
-	if !poll(readyLimit, func() bool {
-		p, err := s.readPID()
+	if !proc.Poll(readyLimit, func() bool {
+		p, err := daemonize.ReadPIDFile(s.pidFile)
 		newPID = p
 		return err == nil && p != pid
 	}) {
@@ -250,22 +202,21 @@ func (s *service) restart(pid int) (newPID int, ready, gone time.Duration) {
 // exited, reaps it and returns its exit code.
 func (s *service) mustExit(pid int) int {
 	s.t.Helper()
-	var ws unix.WaitStatus
-	var werr error
-	if !poll(exitLimit, func() bool {
-		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-		werr = err
-		return got == pid || err != nil
+	var e proc.Exit
+	if !proc.Poll(exitLimit, func() bool {
+		var exited bool
+		exited, e = proc.Reap(pid)
+		return exited
 	}) {
 		s.t.Fatalf("process %d still running after %s", pid, exitLimit)
 	}
 	switch {
-	case werr != nil:
-		s.t.Fatalf("wait for %d: %v (not a child of the test process?)", pid, werr)
-	case ws.Signaled():
-		s.t.Fatalf("process %d was killed by %v", pid, ws.Signal())
+	case !e.Known:
+		s.t.Fatalf("process %d exited, but not as a child of the test process", pid)
+	case e.Status.Signaled():
+		s.t.Fatalf("process %d was %s", pid, e)
 	}
-	return ws.ExitStatus()
+	return e.Status.ExitStatus()
 }
 
 // stop sends SIGTERM to pid and checks that it exits 0 and removes the pid
@@ -293,36 +244,21 @@ func (s *service) cleanup() {
 	if s.sid == 0 {
 		return
 	}
-	sid, self := strconv.Itoa(s.sid), strconv.Itoa(os.Getpid())
-	if !poll(10*time.Second, func() bool {
-		entries, _ := os.ReadDir("/proc")
+	if !proc.Poll(10*time.Second, func() bool {
+		pids, _ := proc.PIDs()
 		left := false
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			if err != nil {
-				continue
-			}
-			// state ppid pgrp session ..., after the command's ")"
-			f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-			if len(f) < 4 || f[3] != sid {
-				continue
-			}
-			left = true
-			if f[0] != "Z" {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-			if f[1] == self {
-				var ws unix.WaitStatus
-				unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		for _, pid := range pids {
+			if st, err := proc.ReadStat(pid); err == nil && st.SID == s.sid {
+				left = true
+				if !st.Zombie() {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+				proc.Reap(pid) // a child of the test process once its parent generation is gone
 			}
 		}
 		return !left
 	}) {
-		s.t.Errorf("cleanup: processes of session %s still there", sid)
+		s.t.Errorf("cleanup: processes of session %d still there", s.sid)
 	}
 	if s.t.Failed() {
 		s.t.Logf("stderr file:\n%s", s.read(s.stderr))
@@ -424,7 +360,7 @@ func startLoad(t *testing.T, addr string, conns [][]grpc.DialOption, checkers, w
 	}
 	t.Cleanup(func() { l.stop(t) }) // before the connections close
 	want := int64(len(conns) * watchers)
-	if !poll(readyLimit, func() bool { return l.watches.Load() >= want }) {
+	if !proc.Poll(readyLimit, func() bool { return l.watches.Load() >= want }) {
 		t.Fatalf("%d of %d Watch streams open after %s", l.watches.Load(), want, readyLimit)
 	}
 	return l
@@ -598,7 +534,7 @@ func TestRestartOntoBrokenBinary(t *testing.T) {
 	s.installScript("#!/bin/sh\nexit 1\n")
 	s.signal(pid, syscall.SIGUSR1)
 	var st *daemonize.Status
-	if !poll(readyLimit, func() bool {
+	if !proc.Poll(readyLimit, func() bool {
 		st, _ = daemonize.ReadStatus(s.pidFile)
 		return st != nil && st.LastRestart != nil
 	}) {

@@ -1,7 +1,7 @@
 // Package proc holds the process plumbing shared by the integration tests,
 // cmd/restartbench and cmd/daemonize: waiting for a condition, reading
-// /proc, listing and reaping children, picking a free port and building a
-// program with the go tool.
+// /proc, listing and reaping children, picking a free port, building a
+// program with the go tool and installing it by rename, as a deploy does.
 //
 // Reading /proc and becoming a child subreaper work on Linux only; elsewhere
 // those functions return [ErrNotSupported] (or report false), so that the
