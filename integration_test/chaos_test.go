@@ -224,9 +224,11 @@ func (c *chaos) deploy() {
 }
 
 // watch checks the process model until stop is closed: at most two
-// generations alive (a process counts once seen in three samples in a row,
-// see TestRestartSignalStorm), and the pid file naming a live process,
-// unless the chaos killed that one a moment ago.
+// generations alive, and the pid file naming a live process, unless the
+// chaos killed that one a moment ago. A process counts once seen in 25
+// samples in a row (50 ms or more): Go's first start of a process clones a
+// short-lived probe (CLONE_PIDFD) that carries its parent's executable, and
+// on a loaded machine it can live a few milliseconds.
 func (c *chaos) watch(stop <-chan struct{}) {
 	streak := make(map[int]int)
 	for {
@@ -245,7 +247,7 @@ func (c *chaos) watch(stop <-chan struct{}) {
 				continue // dying
 			}
 			c.s.track(p)
-			if next[p] = streak[p] + 1; next[p] >= 3 {
+			if next[p] = streak[p] + 1; next[p] >= 25 {
 				stable = append(stable, p)
 			}
 		}
