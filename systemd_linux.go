@@ -3,7 +3,6 @@ package daemonize
 import (
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -87,13 +86,14 @@ func (n *notifier) adopt(logf func(error)) {
 		logf(fmt.Errorf("daemonize: systemd MAINPID helper: %w", err))
 		return
 	}
+	line := make([]byte, len("ready\n"))
+	_, err = io.ReadFull(ready, line)
 	done := make(chan error, 1)
 	go func() {
-		io.Copy(io.Discard, ready) // "ready", then the end when it exits
+		io.Copy(io.Discard, ready) // until the helper exits
 		done <- helper.Wait()
 	}()
-	line := make([]byte, len("ready\n"))
-	if _, err := io.ReadFull(ready, line); err != nil {
+	if err != nil {
 		gate.Close()
 		logf(fmt.Errorf("daemonize: systemd MAINPID helper: %w; %v", err, <-done))
 		return
@@ -127,12 +127,11 @@ func (n *notifier) adopt(logf func(error)) {
 // sendAs sends a message in the name of the process pid, which the kernel
 // allows a process with CAP_SYS_ADMIN only.
 func (n *notifier) sendAs(pid int, msg string) error {
-	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: n.socket, Net: "unixgram"})
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer unix.Close(fd)
 	cred := unix.UnixCredentials(&unix.Ucred{Pid: int32(pid), Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid())})
-	_, _, err = conn.WriteMsgUnix([]byte(msg+"\n"), cred, nil)
-	return err
+	return unix.Sendmsg(fd, []byte(msg+"\n"), cred, &unix.SockaddrUnix{Name: n.socket}, 0)
 }
