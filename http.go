@@ -38,6 +38,11 @@ const (
 	hurryGrace = 100 * time.Millisecond
 )
 
+// goAwayDelay is how long HTTP/2 clients get, after the first GOAWAY, to
+// stop opening streams before net/http's GOAWAY names the last one: a round
+// trip, with room.
+const goAwayDelay = 200 * time.Millisecond
+
 // connKey finds a request's connection in its context.
 type connKey struct{}
 
@@ -120,7 +125,10 @@ func (s *httpDrain) wrap() {
 			tc.busy.Add(1)
 			defer tc.busy.Add(-1)
 		}
-		if s.draining.Load() {
+		// HTTP/1: the client reconnects after this response. HTTP/2:
+		// net/http sends GOAWAY for it, unless the drain's two-step
+		// GOAWAY (h2goaway.go) is under way.
+		if s.draining.Load() && (tc == nil || !tc.cleartH2.Load()) {
 			w.Header().Set("Connection", "close")
 		}
 		next.ServeHTTP(w, r)
@@ -188,9 +196,15 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 	tick := time.NewTicker(hurryGrace / 2)
 	defer tick.Stop()
 	shutdown := false
+	var goneAway time.Time // when the last first GOAWAY went out
 	for s.conns.open.Load() > 0 {
-		if !s.closeIdle(s.d.hurrying(), takeBack) && !shutdown && !takeBack {
-			// Only HTTP/2 and hijacked connections are left: GOAWAY.
+		if s.goAway() {
+			goneAway = time.Now()
+		}
+		if !s.closeIdle(s.d.hurrying(), takeBack) && !shutdown && !takeBack && time.Since(goneAway) >= goAwayDelay {
+			// Only HTTP/2 and hijacked connections are left, and the
+			// HTTP/2 clients the library could tell have stopped opening
+			// streams: net/http's GOAWAY.
 			shutdown = true
 			go s.srv.Shutdown(ctx)
 		}
@@ -211,6 +225,18 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 	return nil
 }
 
+// goAway sends the first of the two GOAWAYs to the HTTP/2 connections whose
+// frames the library sees, and reports whether it sent any.
+func (s *httpDrain) goAway() bool {
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	sent := false
+	for tc := range s.conns.conns {
+		sent = tc.goAway() || sent
+	}
+	return sent
+}
+
 // closeIdle closes the connections that are idle, and have been for
 // idleGrace, or hurryGrace with hurry. HTTP/2 connections count as idle only with all,
 // when Shutdown will not be called. It reports whether HTTP/1 connections
@@ -224,12 +250,12 @@ func (s *httpDrain) closeIdle(hurry, all bool) (h1Left bool) {
 	defer s.conns.mu.Unlock()
 	for tc := range s.conns.conns {
 		st := http.ConnState(tc.state.Load())
-		h2 := tc.h2.Load()
+		h2 := tc.h2.Load() || tc.cleartH2.Load()
 		if st == http.StateHijacked || h2 && !all {
 			continue
 		}
 		h1Left = h1Left || !h2
-		idle := st == http.StateIdle || st == http.StateNew && !h2 || h2 && tc.busy.Load() == 0
+		idle := st == http.StateIdle || st == http.StateNew && !h2
 		// A request that has arrived, unread, keeps it open.
 		if idle && now-tc.idleAt.Load() >= grace && unread(tc.Conn) == 0 {
 			if top := tc.top.Load(); top != nil {

@@ -177,6 +177,39 @@ type trackedConn struct {
 	idleAt atomic.Int64             // when it last became idle, Unix nanoseconds
 	h2     atomic.Bool              // it carries HTTP/2
 	busy   atomic.Int32             // requests in the handler
+
+	// The frames of an HTTP/2 connection the library sees in the clear,
+	// for the two-step GOAWAY (h2goaway.go).
+	frames   h2Frames
+	decided  atomic.Bool // whether it is HTTP/2 is known
+	cleartH2 atomic.Bool // it is, and its frames pass here
+}
+
+// Read reads, and looks at the first bytes for HTTP/2's preface.
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.decided.Load() {
+		c.frames.read(p[:n])
+		if c.frames.decided() {
+			c.cleartH2.Store(c.frames.is)
+			c.decided.Store(true)
+		}
+	}
+	return n, err
+}
+
+// Write writes, following the frames of an HTTP/2 connection.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.cleartH2.Load() {
+		return c.frames.write(p, c.Conn.Write)
+	}
+	return c.Conn.Write(p)
+}
+
+// goAway sends an HTTP/2 connection the first GOAWAY of the graceful two,
+// and reports whether it could.
+func (c *trackedConn) goAway() bool {
+	return c.cleartH2.Load() && c.frames.goAway(c.Conn.Write)
 }
 
 func (c *trackedConn) Close() error {
