@@ -31,6 +31,7 @@ type notifyMessage struct {
 	pid    int
 	fields map[string]string
 	raw    string
+	at     time.Time // when it was read
 }
 
 func listenNotify(t *testing.T, abstract bool) *notifySocket {
@@ -60,35 +61,45 @@ func listenNotify(t *testing.T, abstract bool) *notifySocket {
 func (n *notifySocket) expect(key, value string) notifyMessage {
 	n.t.Helper()
 	deadline := time.Now().Add(scale(20 * time.Second))
-	buf, oob := make([]byte, 4096), make([]byte, 1024)
 	for {
-		n.conn.SetReadDeadline(deadline)
-		nb, noob, _, _, err := n.conn.ReadMsgUnix(buf, oob)
+		m, err := n.read(deadline)
 		if err != nil {
 			n.t.Fatalf("waiting for %s=%s: %v; seen: %v", key, value, err, n.seen)
 		}
-		m := notifyMessage{raw: string(buf[:nb]), fields: make(map[string]string)}
-		cmsgs, _ := unix.ParseSocketControlMessage(oob[:noob])
-		for _, c := range cmsgs {
-			if cred, err := unix.ParseUnixCredentials(&c); err == nil {
-				m.pid = int(cred.Pid)
-			}
-			// A barrier (BARRIER=1, as systemd-notify sends) passes a
-			// pipe that systemd closes once it has read what came before.
-			fds, _ := unix.ParseUnixRights(&c)
-			for _, fd := range fds {
-				unix.Close(fd)
-			}
-		}
-		for _, line := range strings.Split(strings.TrimSpace(m.raw), "\n") {
-			k, v, _ := strings.Cut(line, "=")
-			m.fields[k] = v
-		}
-		n.seen = append(n.seen, m)
 		if v, ok := m.fields[key]; ok && (value == "" || v == value) {
 			return m
 		}
 	}
+}
+
+// read reads the next message, waiting until deadline at most, and keeps
+// it in seen.
+func (n *notifySocket) read(deadline time.Time) (notifyMessage, error) {
+	buf, oob := make([]byte, 4096), make([]byte, 1024)
+	n.conn.SetReadDeadline(deadline)
+	nb, noob, _, _, err := n.conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return notifyMessage{}, err
+	}
+	m := notifyMessage{raw: string(buf[:nb]), fields: make(map[string]string), at: time.Now()}
+	cmsgs, _ := unix.ParseSocketControlMessage(oob[:noob])
+	for _, c := range cmsgs {
+		if cred, err := unix.ParseUnixCredentials(&c); err == nil {
+			m.pid = int(cred.Pid)
+		}
+		// A barrier (BARRIER=1, as systemd-notify sends) passes a
+		// pipe that systemd closes once it has read what came before.
+		fds, _ := unix.ParseUnixRights(&c)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(m.raw), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		m.fields[k] = v
+	}
+	n.seen = append(n.seen, m)
+	return m, nil
 }
 
 // TestNotify runs the example under a fake systemd and checks the messages
