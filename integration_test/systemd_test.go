@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,7 +32,7 @@ type notifyMessage struct {
 	pid    int
 	fields map[string]string
 	raw    string
-	at     time.Time // when it was read
+	at     time.Time // when it arrived
 }
 
 func listenNotify(t *testing.T, abstract bool) *notifySocket {
@@ -49,7 +50,13 @@ func listenNotify(t *testing.T, abstract bool) *notifySocket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
+	raw.Control(func(fd uintptr) {
+		err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+		if err == nil {
+			// Each message's arrival time, whenever the test reads it.
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +93,10 @@ func (n *notifySocket) read(deadline time.Time) (notifyMessage, error) {
 	for _, c := range cmsgs {
 		if cred, err := unix.ParseUnixCredentials(&c); err == nil {
 			m.pid = int(cred.Pid)
+		}
+		if c.Header.Level == unix.SOL_SOCKET && c.Header.Type == unix.SCM_TIMESTAMPNS && len(c.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&c.Data[0]))
+			m.at = time.Unix(ts.Unix())
 		}
 		// A barrier (BARRIER=1, as systemd-notify sends) passes a
 		// pipe that systemd closes once it has read what came before.
