@@ -59,6 +59,10 @@ func TestFailureReportQuotesNewProcessOnly(t *testing.T) {
 			if !quotes(st.LastRestart.Error) {
 				t.Errorf("status file's last_restart.error = %q, want the script's lines only", st.LastRestart.Error)
 			}
+			// The status file says it first; the log line follows.
+			waitFor(t, 10*time.Second, "the failure in the log", func() bool {
+				return strings.Contains(s.read(s.stderr), "restart failed")
+			})
 			logged := s.read(s.stderr)
 			var report string
 			during := 0 // the old process's lines between the attempt's start and its report
