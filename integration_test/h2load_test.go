@@ -19,7 +19,9 @@ import (
 // their streams are done. h2load (1.52) does not reconnect after a GOAWAY
 // (it does after an HTTP/1 "Connection: close"): a client that gets one
 // stops for the rest of the run. So each restart gets a run of its own,
-// of 1 s, with the restart 0.5 s into it. Not parallel: one load at a time.
+// of 2 s, with the restart 0.5 s into it: the GOAWAYs arrive well before
+// the run ends (a stream still in flight then counts as started but not
+// done). Not parallel: one load at a time.
 //
 // It fails, 0 to 22 requests per restart: net/http's HTTP/2 server sends
 // one GOAWAY whose last stream id is the highest stream it has read
@@ -54,7 +56,7 @@ func TestH2loadAcrossRestarts(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				t.Cleanup(cancel)
 				go func() {
-					r, err := realclient.RunH2load(ctx, realclient.H2loadConfig{URL: tc.scheme + "://" + s.addr + "/", Clients: 16, Streams: 8, Duration: time.Second})
+					r, err := realclient.RunH2load(ctx, realclient.H2loadConfig{URL: tc.scheme + "://" + s.addr + "/", Clients: 16, Streams: 8, Duration: 2 * time.Second})
 					done <- outcome{r, err}
 				}()
 				time.Sleep(pause)
@@ -75,7 +77,7 @@ func TestH2loadAcrossRestarts(t *testing.T) {
 					all.Output += fmt.Sprintf("restart %d:\n%s\n", i+1, o.r.Output)
 				}
 			}
-			t.Logf("h2load %s, 16 connections x 8 streams, a 1 s run per restart, %d restarts: %v; %d started, %d done", tc.name, restarts, &all, all.Started, all.Done)
+			t.Logf("h2load %s, 16 connections x 8 streams, a 2 s run per restart, %d restarts: %v; %d started, %d done", tc.name, restarts, &all, all.Started, all.Done)
 			t.Logf("failed/total per restart: %v", perRestart)
 			t.Logf("signal -> old generation gone: %s", durations(gone))
 			// h2load counts a stream lost with its connection as started
