@@ -11,12 +11,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/daemonize-dev/daemonize"
 )
 
 // hijacked is a client of the helper's GET /hijack: a WebSocket-like
 // connection that net/http no longer manages.
 type hijacked struct {
-	t    *testing.T
 	conn net.Conn
 	br   *bufio.Reader
 }
@@ -30,7 +31,7 @@ func (s *server) dialHijack(mode string) *hijacked {
 		s.t.Fatal(err)
 	}
 	s.t.Cleanup(func() { conn.Close() })
-	h := &hijacked{t: s.t.(*testing.T), conn: conn, br: bufio.NewReader(conn)}
+	h := &hijacked{conn: conn, br: bufio.NewReader(conn)}
 	fmt.Fprintf(conn, "GET /hijack?mode=%s HTTP/1.1\r\nHost: %s\r\n\r\n", mode, s.addr)
 	resp, err := http.ReadResponse(h.br, nil)
 	if err != nil || resp.StatusCode != http.StatusOK {
@@ -73,6 +74,12 @@ func TestHijackedConnectionDrain(t *testing.T) {
 			} else {
 				s.signal(pid, syscall.SIGUSR1)
 				next := s.waitPIDChange(pid)
+				// The old process accepts until it has handed over; it
+				// writes the new one's status then.
+				waitFor(t, 20*time.Second, "the hand-over", func() bool {
+					st, err := daemonize.ReadStatus(s.pidFile)
+					return err == nil && st.PID == next
+				})
 				if body := s.get("/"); !strings.Contains(body, fmt.Sprintf("pid=%d ", next)) {
 					t.Errorf("GET / during the old process's drain = %q, want the new process %d", body, next)
 				}

@@ -46,7 +46,11 @@ func toolInBackground(t *testing.T, args ...string) <-chan toolResult {
 		if _, ok := err.(*exec.ExitError); ok {
 			err = nil
 		}
-		done <- toolResult{cmd.ProcessState.ExitCode(), string(out), err}
+		code := -1
+		if cmd.ProcessState != nil {
+			code = cmd.ProcessState.ExitCode()
+		}
+		done <- toolResult{code, string(out), err}
 	}()
 	return done
 }
@@ -98,11 +102,12 @@ func TestRestartRequestDuringFailingAttempt(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newServer(t, exampleBin)
+			first := exampleBin // the good binary's first version
 			if tc.bin == helperBin {
-				s = newServer(t, helperBin)
-				s.env = []string{"DAEMONIZE_TEST_HELPER=server"}
+				first = helperBin
 			}
+			s := newServer(t, first)
+			s.env = []string{"DAEMONIZE_TEST_HELPER=server"} // the example ignores it
 			pid := s.start("-upgrade-timeout", "2s")
 			s.installScript("#!/bin/sh\nexec sleep 600\n")
 			t0 := time.Now()
