@@ -211,6 +211,14 @@ func TestWatchdog(t *testing.T) {
 			t.Errorf("WATCHDOG=1 from %d after the hand-over, want %d", m.pid, second)
 		}
 	}
+	// A clean stop, not the cleanup's SIGKILL: once the old process has
+	// exited, the new one runs a helper (/bin/sh, then systemd-notify) to
+	// make systemd adopt it, and a stop waits for that helper; killed, the
+	// new process would leave it to the test process, unreaped.
+	s.signal(second, syscall.SIGTERM)
+	if code := mustExit(t, second, 20*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM", code)
+	}
 }
 
 // TestSocketActivation hands the server a listening socket as systemd does
