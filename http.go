@@ -208,8 +208,11 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 
 // closeIdle closes the connections that are idle, and have been for
 // idleGrace unless hurry. HTTP/2 connections count as idle only with all,
-// when Shutdown will not be called. It reports whether HTTP/1 connections
-// (or ones whose protocol is not known yet) are left.
+// when Shutdown will not be called, and only once net/http says so
+// (StateIdle: no stream open). A handler that has returned does not make
+// its stream done: the response may still wait in the connection's write
+// queue, for flow control or its turn. It reports whether HTTP/1
+// connections (or ones whose protocol is not known yet) are left.
 func (s *httpDrain) closeIdle(hurry, all bool) (h1Left bool) {
 	now := time.Now().UnixNano()
 	s.conns.mu.Lock()
@@ -221,7 +224,7 @@ func (s *httpDrain) closeIdle(hurry, all bool) (h1Left bool) {
 			continue
 		}
 		h1Left = h1Left || !h2
-		idle := st == http.StateIdle || st == http.StateNew && !h2 || h2 && tc.busy.Load() == 0
+		idle := st == http.StateIdle || st == http.StateNew && !h2
 		if idle && (hurry || now-tc.idleAt.Load() >= int64(idleGrace)) {
 			if top := tc.top.Load(); top != nil {
 				go (*top).Close()
