@@ -136,23 +136,45 @@ func TestHijackedConnectionDrain(t *testing.T) {
 	})
 }
 
-// TestShutdownHookRuns: Serve's drain calls http.Server.Shutdown, which runs
-// the hooks registered with RegisterOnShutdown, after a restart and on a
-// stop. The helper's hook logs a line.
-func TestShutdownHookRuns(t *testing.T) {
+// TestShutdownHookClosesHijacked: a WebSocket library that knows only
+// net/http learns of the drain from a hook registered with
+// RegisterOnShutdown, which http.Server.Shutdown runs; Serve's drain calls
+// Shutdown once no HTTP/1 connection is left. The helper's GET
+// /hijack?mode=hook closes its connection when the hook runs: after a
+// restart, the hook must run, the connection close, and the old process
+// exit, all long before the drain deadline, with TakeBack on (the helper's
+// and the example's default) and off (the helper with -udp).
+func TestShutdownHookClosesHijacked(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, helperBin)
-	s.env = []string{"DAEMONIZE_TEST_HELPER=server"}
-	pid := s.start()
-	next, _, _ := s.restart(pid)
-	s.signal(next, syscall.SIGTERM)
-	if code := mustExit(t, next, 20*time.Second); code != 0 {
-		t.Errorf("exit %d after SIGTERM", code)
-	}
-	logged := s.read(s.stderr)
-	for _, p := range []int{pid, next} {
-		if n := strings.Count(logged, fmt.Sprintf("helper: shutdown hook ran pid=%d\n", p)); n != 1 {
-			t.Errorf("the shutdown hook of process %d ran %d times, want once:\n%s", p, n, logged)
-		}
+	for _, takeBack := range []bool{false, true} {
+		t.Run(fmt.Sprintf("TakeBack=%v", takeBack), func(t *testing.T) {
+			t.Parallel()
+			const drain = 5 * time.Second
+			s := newServer(t, helperBin)
+			s.env = []string{"DAEMONIZE_TEST_HELPER=server"}
+			if !takeBack {
+				udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.args = []string{"-udp", udp.LocalAddr().String()}
+				udp.Close()
+			}
+			pid := s.start("-drain", drain.String())
+			h := s.dialHijack("hook")
+			t0 := time.Now()
+			s.signal(pid, syscall.SIGUSR1)
+			s.waitPIDChange(pid)
+			line := h.line(3 * time.Second)
+			code := mustExit(t, pid, 20*time.Second)
+			gone := time.Since(t0)
+			t.Logf("signal -> hijacked connection told %q, old process gone %s, exit %d", line, gone.Round(time.Millisecond), code)
+			if line != "bye\n" || code != 0 {
+				t.Errorf("the hijacked connection got %q within 3s, the old process exited %d after %s; want bye, and exit 0 long before the drain deadline (%s)", line, code, gone.Round(time.Millisecond), drain)
+			}
+			if n := strings.Count(s.read(s.stderr), fmt.Sprintf("helper: shutdown hook ran pid=%d\n", pid)); n != 1 {
+				t.Errorf("the shutdown hook of process %d ran %d times, want once", pid, n)
+			}
+		})
 	}
 }

@@ -124,7 +124,10 @@ func helperServer(fault string) {
 		})
 	}
 	srv := &http.Server{Handler: handler}
-	srv.RegisterOnShutdown(func() { log.Printf("helper: shutdown hook ran pid=%d", os.Getpid()) })
+	srv.RegisterOnShutdown(func() {
+		log.Printf("helper: shutdown hook ran pid=%d", os.Getpid())
+		close(shutdownHookRan)
+	})
 	if *tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
 		if err != nil {
@@ -209,16 +212,22 @@ func waitGate() {
 	}
 }
 
+// shutdownHookRan is closed by the helper's RegisterOnShutdown hook.
+var shutdownHookRan = make(chan struct{})
+
 // hijackHandler answers GET /hijack as a WebSocket server would: it
 // hijacks the connection and writes "hello pid=<pid>\n". Then, with
 // ?mode=polite (the default), it waits until the process drains, writes
 // "draining\n", waits for a line from the client, writes "bye\n" and
 // closes: a close handshake. With ?mode=deaf it ignores the drain and holds
-// the connection until the client closes it. Either way it closes when the
-// client does.
+// the connection until the client closes it. With ?mode=hook it waits for
+// the server's RegisterOnShutdown hook, as a WebSocket library that knows
+// only net/http does, then writes "bye\n" and closes. Either way it closes
+// when the client does.
 func hijackHandler(d *daemonize.Daemon) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		deaf := r.FormValue("mode") == "deaf"
+		mode := r.FormValue("mode")
+		deaf := mode == "deaf"
 		conn, rw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
@@ -242,6 +251,15 @@ func hijackHandler(d *daemonize.Daemon) http.HandlerFunc {
 		}()
 		if deaf {
 			for range lines {
+			}
+			return
+		}
+		if mode == "hook" {
+			select {
+			case <-shutdownHookRan:
+				fmt.Fprintf(rw, "bye\n")
+				rw.Flush()
+			case <-lines:
 			}
 			return
 		}
