@@ -77,7 +77,10 @@ type Options struct {
 	// serves again, and the pid file, the status file and systemd name it
 	// again. It applies only when every listener runs under [Daemon.Serve]
 	// and no [Daemon.OnDrain] function is registered, since a drain the
-	// program carried out itself cannot be undone. A process that took the
+	// program carried out itself cannot be undone. The chance ends early
+	// when only HTTP/2 and hijacked connections are left: their drain
+	// calls http.Server.Shutdown (for GOAWAY and the RegisterOnShutdown
+	// hooks), after which a server cannot serve again. A process that took the
 	// service back cannot restart again (tableflip passes sockets on once);
 	// stop it and start the service anew.
 	TakeBack bool
@@ -188,6 +191,7 @@ type Daemon struct {
 	cancelDrain  context.CancelCauseFunc // of the drain under way
 	drainsDone   chan struct{}           // closed when the drain functions of the drain under way have returned
 	hurried      atomic.Bool
+	shutDown     bool         // a server of the drain called http.Server.Shutdown: no take-back
 	releaseServe func()       // releases the lock that says this generation serves
 	successor    atomic.Int64 // the process this one handed over to, while it serves
 

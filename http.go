@@ -192,7 +192,6 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 	case <-s.served:
 	case <-ctx.Done():
 	}
-	takeBack := s.d.opts.TakeBack
 	tick := time.NewTicker(hurryGrace / 2)
 	defer tick.Stop()
 	shutdown := false
@@ -201,10 +200,12 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 		if s.goAway() {
 			goneAway = time.Now()
 		}
-		if !s.closeIdle(s.d.hurrying(), takeBack) && !shutdown && !takeBack && time.Since(goneAway) >= goAwayDelay {
+		if !s.closeIdle(s.d.hurrying()) && !shutdown && time.Since(goneAway) >= goAwayDelay && s.d.giveUpTakeBack(ctx) {
 			// Only HTTP/2 and hijacked connections are left, and the
 			// HTTP/2 clients the library could tell have stopped opening
-			// streams: net/http's GOAWAY.
+			// streams: net/http's GOAWAY, and the hooks of
+			// RegisterOnShutdown, which tell the hijacked ones. The
+			// server cannot serve again: no take-back from here on.
 			shutdown = true
 			go s.srv.Shutdown(ctx)
 		}
@@ -226,7 +227,7 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 }
 
 // goAway sends the first of the two GOAWAYs to the HTTP/2 connections whose
-// frames the library sees, and reports whether it sent any.
+// frames the library sees, and reports whether it asked for any.
 func (s *httpDrain) goAway() bool {
 	s.conns.mu.Lock()
 	defer s.conns.mu.Unlock()
@@ -237,11 +238,11 @@ func (s *httpDrain) goAway() bool {
 	return sent
 }
 
-// closeIdle closes the connections that are idle, and have been for
-// idleGrace, or hurryGrace with hurry. HTTP/2 connections count as idle only with all,
-// when Shutdown will not be called. It reports whether HTTP/1 connections
+// closeIdle closes the HTTP/1 connections that are idle, and have been for
+// idleGrace, or hurryGrace with hurry; net/http's Shutdown ends the HTTP/2
+// ones, once their streams are done. It reports whether HTTP/1 connections
 // (or ones whose protocol is not known yet) are left.
-func (s *httpDrain) closeIdle(hurry, all bool) (h1Left bool) {
+func (s *httpDrain) closeIdle(hurry bool) (h1Left bool) {
 	now, grace := time.Now().UnixNano(), int64(idleGrace)
 	if hurry {
 		grace = int64(hurryGrace)
@@ -250,12 +251,11 @@ func (s *httpDrain) closeIdle(hurry, all bool) (h1Left bool) {
 	defer s.conns.mu.Unlock()
 	for tc := range s.conns.conns {
 		st := http.ConnState(tc.state.Load())
-		h2 := tc.h2.Load() || tc.cleartH2.Load()
-		if st == http.StateHijacked || h2 && !all {
+		if st == http.StateHijacked || tc.h2.Load() || tc.cleartH2.Load() {
 			continue
 		}
-		h1Left = h1Left || !h2
-		idle := st == http.StateIdle || st == http.StateNew && !h2
+		h1Left = true
+		idle := st == http.StateIdle || st == http.StateNew
 		// A request that has arrived, unread, keeps it open.
 		if idle && now-tc.idleAt.Load() >= grace && unread(tc.Conn) == 0 {
 			if top := tc.top.Load(); top != nil {

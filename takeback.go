@@ -1,6 +1,7 @@
 package daemonize
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -17,13 +18,30 @@ import (
 var errTakeBack = errors.New("daemonize: taking the service back")
 
 // canTakeBack reports whether this process could serve again after handing
-// over: the option is set, and the library runs all of its servers (every
+// over: the option is set, the library runs all of its servers (every
 // listener under Serve, no OnDrain function), since a drain the program
-// carried out itself cannot be undone.
+// carried out itself cannot be undone, and none of them was shut down.
 func (d *Daemon) canTakeBack() bool {
 	d.drainMu.Lock()
 	defer d.drainMu.Unlock()
-	return d.opts.TakeBack && len(d.onDrain) == 0 && !d.hurried.Load() && d.fds.allServed()
+	return d.canTakeBackLocked()
+}
+
+func (d *Daemon) canTakeBackLocked() bool {
+	return d.opts.TakeBack && len(d.onDrain) == 0 && !d.hurried.Load() && !d.shutDown && d.fds.allServed()
+}
+
+// giveUpTakeBack is called by a server's drain before it calls
+// http.Server.Shutdown, after which it cannot serve again. It reports false
+// if a take-back has begun instead.
+func (d *Daemon) giveUpTakeBack(ctx context.Context) bool {
+	d.drainMu.Lock()
+	defer d.drainMu.Unlock()
+	if ctx.Err() != nil {
+		return false
+	}
+	d.shutDown = true
+	return true
 }
 
 // watchSuccessor waits until the process of generation gen, which took
@@ -43,10 +61,11 @@ func (d *Daemon) watchSuccessor(gen int) {
 // of attempt a, died: its servers accept on the kept sockets, and the pid
 // file, the status file and systemd name it again.
 func (d *Daemon) takeBack(a *attempt) bool {
-	if !d.canTakeBack() {
+	d.drainMu.Lock()
+	if !d.canTakeBackLocked() {
+		d.drainMu.Unlock()
 		return false
 	}
-	d.drainMu.Lock()
 	d.cancelDrain(errTakeBack)
 	done := d.drainsDone
 	d.drainMu.Unlock()

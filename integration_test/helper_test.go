@@ -3,11 +3,13 @@
 package integration_test
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io/fs"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -47,10 +49,14 @@ func runHelper(role string) {
 	os.Exit(0)
 }
 
-// helperServer is examples/httpserver (its endpoints, from internal/demo)
-// with faults, a GET /restart endpoint that calls Restart, and a GET /env
-// endpoint that runs env(1) as a child and returns what it printed: what a
-// process the server starts inherits.
+// helperServer is examples/httpserver (its endpoints, from internal/demo,
+// and its flags, -tls-cert and -tls-key included) with faults, a GET
+// /restart endpoint that calls Restart, a GET /env endpoint that runs env(1)
+// as a child and returns what it printed (what a process the server starts
+// inherits), and a GET /hijack endpoint (see hijackHandler). With
+// -access-log it logs a line per request to descriptor 2, through package
+// log, as a program's own logger does. A hook registered with
+// RegisterOnShutdown logs "helper: shutdown hook ran pid=<pid>".
 func helperServer(fault string) {
 	switch fault {
 	case faultExit1:
@@ -67,7 +73,9 @@ func helperServer(fault string) {
 	detach := flags.Bool("detach", false, "")
 	drain := flags.Duration("drain", 0, "")
 	upgradeTimeout := flags.Duration("upgrade-timeout", 0, "")
-	flags.Bool("access-log", false, "")
+	accessLog := flags.Bool("access-log", false, "")
+	tlsCert := flags.String("tls-cert", "", "")
+	tlsKey := flags.String("tls-key", "", "")
 	startTimeout := flags.Duration("start-timeout", 0, "")
 	dir := flags.String("dir", "", "")
 	umask := flags.Uint("umask", 0, "")
@@ -85,7 +93,8 @@ func helperServer(fault string) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ln, err := d.Listen("tcp", *addr)
+	var ln net.Listener
+	ln, err = d.Listen("tcp", *addr)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -116,7 +125,29 @@ func helperServer(fault string) {
 		}
 		w.Write(out)
 	})
-	go d.Serve(&http.Server{Handler: mux}, ln)
+	mux.Handle("GET /stream", demo.Stream(d.Draining))
+	mux.HandleFunc("GET /hijack", hijackHandler(d))
+	var handler http.Handler = mux
+	if *accessLog {
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mux.ServeHTTP(w, r)
+			log.Printf("helper: access pid=%d %s %s", os.Getpid(), r.Method, r.URL)
+		})
+	}
+	srv := &http.Server{Handler: handler}
+	srv.RegisterOnShutdown(func() {
+		log.Printf("helper: shutdown hook ran pid=%d", os.Getpid())
+		close(shutdownHookRan)
+	})
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			log.Fatal(err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+		ln = tls.NewListener(ln, srv.TLSConfig)
+	}
+	go d.Serve(srv, ln)
 	if fault == faultExtraListen {
 		eln, err := d.Listen("tcp", os.Getenv("DAEMONIZE_TEST_EXTRA_ADDR"))
 		if err != nil {
@@ -189,5 +220,78 @@ func waitGate() {
 			return
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// shutdownHookRan is closed by the helper's RegisterOnShutdown hook.
+var shutdownHookRan = make(chan struct{})
+
+// hijackHandler answers GET /hijack as a WebSocket server would: it
+// hijacks the connection and writes "hello pid=<pid>\n". Then, with
+// ?mode=polite (the default), it waits until the process drains, writes
+// "draining\n", waits for a line from the client, writes "bye\n" and
+// closes: a close handshake. With ?mode=deaf it ignores the drain and holds
+// the connection until the client closes it. With ?mode=hook it waits for
+// the server's RegisterOnShutdown hook, as a WebSocket library that knows
+// only net/http does, then writes "bye\n" and closes. Either way it closes
+// when the client does.
+func hijackHandler(d *daemonize.Daemon) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		mode := r.FormValue("mode")
+		deaf := mode == "deaf"
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		defer conn.Close()
+		fmt.Fprintf(rw, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nhello pid=%d\n", os.Getpid())
+		if rw.Flush() != nil {
+			return
+		}
+		lines := make(chan string)
+		go func() {
+			defer close(lines)
+			for {
+				line, err := rw.ReadString('\n')
+				if err != nil {
+					return
+				}
+				lines <- line
+			}
+		}()
+		if deaf {
+			for range lines {
+			}
+			return
+		}
+		if mode == "hook" {
+			select {
+			case <-shutdownHookRan:
+				fmt.Fprintf(rw, "bye\n")
+				rw.Flush()
+			case <-lines:
+			}
+			return
+		}
+		for drained := false; !drained; {
+			select {
+			case <-d.Draining():
+				drained = true
+			case _, ok := <-lines:
+				if !ok {
+					return // the client went away
+				}
+			}
+		}
+		fmt.Fprintf(rw, "draining\n")
+		if rw.Flush() != nil {
+			return
+		}
+		if _, ok := <-lines; !ok {
+			return
+		}
+		fmt.Fprintf(rw, "bye\n")
+		rw.Flush()
 	}
 }

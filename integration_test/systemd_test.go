@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,6 +32,7 @@ type notifyMessage struct {
 	pid    int
 	fields map[string]string
 	raw    string
+	at     time.Time // when it arrived
 }
 
 func listenNotify(t *testing.T, abstract bool) *notifySocket {
@@ -48,7 +50,13 @@ func listenNotify(t *testing.T, abstract bool) *notifySocket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
+	raw.Control(func(fd uintptr) {
+		err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+		if err == nil {
+			// Each message's arrival time, whenever the test reads it.
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,35 +68,49 @@ func listenNotify(t *testing.T, abstract bool) *notifySocket {
 func (n *notifySocket) expect(key, value string) notifyMessage {
 	n.t.Helper()
 	deadline := time.Now().Add(scale(20 * time.Second))
-	buf, oob := make([]byte, 4096), make([]byte, 1024)
 	for {
-		n.conn.SetReadDeadline(deadline)
-		nb, noob, _, _, err := n.conn.ReadMsgUnix(buf, oob)
+		m, err := n.read(deadline)
 		if err != nil {
 			n.t.Fatalf("waiting for %s=%s: %v; seen: %v", key, value, err, n.seen)
 		}
-		m := notifyMessage{raw: string(buf[:nb]), fields: make(map[string]string)}
-		cmsgs, _ := unix.ParseSocketControlMessage(oob[:noob])
-		for _, c := range cmsgs {
-			if cred, err := unix.ParseUnixCredentials(&c); err == nil {
-				m.pid = int(cred.Pid)
-			}
-			// A barrier (BARRIER=1, as systemd-notify sends) passes a
-			// pipe that systemd closes once it has read what came before.
-			fds, _ := unix.ParseUnixRights(&c)
-			for _, fd := range fds {
-				unix.Close(fd)
-			}
-		}
-		for _, line := range strings.Split(strings.TrimSpace(m.raw), "\n") {
-			k, v, _ := strings.Cut(line, "=")
-			m.fields[k] = v
-		}
-		n.seen = append(n.seen, m)
 		if v, ok := m.fields[key]; ok && (value == "" || v == value) {
 			return m
 		}
 	}
+}
+
+// read reads the next message, waiting until deadline at most, and keeps
+// it in seen.
+func (n *notifySocket) read(deadline time.Time) (notifyMessage, error) {
+	buf, oob := make([]byte, 4096), make([]byte, 1024)
+	n.conn.SetReadDeadline(deadline)
+	nb, noob, _, _, err := n.conn.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return notifyMessage{}, err
+	}
+	m := notifyMessage{raw: string(buf[:nb]), fields: make(map[string]string), at: time.Now()}
+	cmsgs, _ := unix.ParseSocketControlMessage(oob[:noob])
+	for _, c := range cmsgs {
+		if cred, err := unix.ParseUnixCredentials(&c); err == nil {
+			m.pid = int(cred.Pid)
+		}
+		if c.Header.Level == unix.SOL_SOCKET && c.Header.Type == unix.SCM_TIMESTAMPNS && len(c.Data) >= int(unsafe.Sizeof(unix.Timespec{})) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&c.Data[0]))
+			m.at = time.Unix(ts.Unix())
+		}
+		// A barrier (BARRIER=1, as systemd-notify sends) passes a
+		// pipe that systemd closes once it has read what came before.
+		fds, _ := unix.ParseUnixRights(&c)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(m.raw), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		m.fields[k] = v
+	}
+	n.seen = append(n.seen, m)
+	return m, nil
 }
 
 // TestNotify runs the example under a fake systemd and checks the messages
@@ -188,6 +210,14 @@ func TestWatchdog(t *testing.T) {
 		if m := n.expect("WATCHDOG", "1"); m.pid != second {
 			t.Errorf("WATCHDOG=1 from %d after the hand-over, want %d", m.pid, second)
 		}
+	}
+	// A clean stop, not the cleanup's SIGKILL: once the old process has
+	// exited, the new one runs a helper (/bin/sh, then systemd-notify) to
+	// make systemd adopt it, and a stop waits for that helper; killed, the
+	// new process would leave it to the test process, unreaped.
+	s.signal(second, syscall.SIGTERM)
+	if code := mustExit(t, second, 20*time.Second); code != 0 {
+		t.Errorf("exit %d after SIGTERM", code)
 	}
 }
 
