@@ -379,3 +379,24 @@ func BenchmarkInherit(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHandoff measures the hand-off file's part of a restart: the
+// parent's begin (control block and manifest, one listener) and the
+// child's read of the manifest.
+func BenchmarkHandoff(b *testing.B) {
+	f, err := anonFile("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	h := &handoff{f: f}
+	m := benchManifest(1)
+	for b.Loop() {
+		if err := h.begin(m); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := h.manifest(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
