@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -397,6 +398,31 @@ func BenchmarkHandoff(b *testing.B) {
 		}
 		if _, err := h.manifest(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestManifestQuoting round-trips names and addresses that take strconv's
+// quoting and ones that skip it.
+func TestManifestQuoting(t *testing.T) {
+	odd := []string{"", "plain", `q"uote`, `back\slash`, "tab\there", "é", "\x00\xff", "end\\", `"`, "sp ace"}
+	var m manifest
+	m.Generation = 2
+	for i, s := range odd {
+		m.Files = append(m.Files, entry{Name: fmt.Sprintf("g1.%d", i), Kind: kindFile, Network: s, Addr: s, Bound: s})
+	}
+	got, err := decodeManifest(encodeManifest(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range got.Files {
+		if e != m.Files[i] {
+			t.Errorf("file %d: got %+v, want %+v", i, e, m.Files[i])
+		}
+	}
+	for _, s := range odd {
+		if got, want := string(appendQuoted(nil, s)), strconv.Quote(s); got != want {
+			t.Errorf("appendQuoted(%q) = %s, want %s", s, got, want)
 		}
 	}
 }
