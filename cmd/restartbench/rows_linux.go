@@ -81,11 +81,6 @@ func (b *bench) gapPart(ctx context.Context, name string) *gapResult {
 		defer close(loaded)
 		res = runLoad(lctx, c, total+goneLimit)
 	}()
-	var floors []windowT
-	for i := range floorWindows {
-		t0 := start.Add(time.Second/2 + time.Duration(i)*every)
-		floors = append(floors, windowT{t0, t0.Add(every / 2)})
-	}
 	var windows []windowT
 	var ready, gone []time.Duration
 	for i := range b.cfg.GapRestarts {
@@ -103,6 +98,13 @@ func (b *bench) gapPart(ctx context.Context, name string) *gapResult {
 	}
 	cancel()
 	<-loaded
+	// The floor's windows are as long as the restarts', one each, in the
+	// first part of the load, when nothing restarts.
+	var floors []windowT
+	for i, w := range windows {
+		t0 := start.Add(time.Second/2 + time.Duration(i)*every)
+		floors = append(floors, windowT{t0, t0.Add(w.to.Sub(w.from))})
+	}
 	ends := slices.SortedFunc(slices.Values(res.Ends), func(a, b time.Time) int { return a.Compare(b) })
 	r.Restarts = len(windows)
 	r.Gap = summarize(longestGaps(ends, windows))
