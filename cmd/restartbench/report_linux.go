@@ -369,13 +369,13 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "per restart from the signal until the old process has exited, and over windows as long without restarts;\n")
 		fmt.Fprintf(w, "from the end times of the load generator's requests. p50 / p95 / max:\n\n")
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  server\trestarts\tlongest gap, restarting\tlongest gap, no restarts\tsignal -> new ready\tfailed")
+		fmt.Fprintln(tw, "  server\trestarts\tlongest gap, restarting\tit began after the signal\tlongest gap, no restarts\tsignal -> new ready\tfailed")
 		for _, g := range r.Gap {
 			failed := "-"
 			if g.Load != nil {
 				failed = fmt.Sprintf("%d of %d%s", g.Load.Failed, g.Load.Requests, kinds(g.Load.Failures))
 			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\n", g.Server, g.Restarts, g.Gap, g.Floor, g.Ready, failed)
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\t%s\n", g.Server, g.Restarts, g.Gap, g.GapAt, g.Floor, g.Ready, failed)
 		}
 		tw.Flush()
 		for _, g := range r.Gap {

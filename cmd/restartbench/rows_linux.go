@@ -36,8 +36,9 @@ type gapResult struct {
 	Server   string       `json:"server"`
 	Clients  int          `json:"clients"`
 	Restarts int          `json:"restarts_done"`
-	Floor    stats        `json:"longest_gap_no_restarts"` // the same measure over windows as long, without restarts
-	Gap      stats        `json:"longest_gap_per_restart"` // from the signal until the old process has exited
+	Floor    stats        `json:"longest_gap_no_restarts"`         // the same measure over windows as long, without restarts
+	Gap      stats        `json:"longest_gap_per_restart"`         // from the signal until the old process has exited
+	GapAt    stats        `json:"longest_gap_starts_after_signal"` // where in the restart each longest gap began
 	Ready    stats        `json:"signal_to_ready"`
 	Gone     stats        `json:"signal_to_old_gone"`
 	Load     *phaseResult `json:"load"`
@@ -107,8 +108,10 @@ func (b *bench) gapPart(ctx context.Context, name string) *gapResult {
 	}
 	ends := slices.SortedFunc(slices.Values(res.Ends), func(a, b time.Time) int { return a.Compare(b) })
 	r.Restarts = len(windows)
-	r.Gap = summarize(longestGaps(ends, windows))
-	r.Floor = summarize(longestGaps(ends, floors))
+	gaps, at := longestGaps(ends, windows)
+	r.Gap, r.GapAt = summarize(gaps), summarize(at)
+	floor, _ := longestGaps(ends, floors)
+	r.Floor = summarize(floor)
 	r.Ready, r.Gone = summarize(ready), summarize(gone)
 	res.Ends = nil
 	r.Load = newPhase(res)
@@ -119,9 +122,9 @@ func (b *bench) gapPart(ctx context.Context, name string) *gapResult {
 type windowT struct{ from, to time.Time }
 
 // longestGaps returns, for each window, the longest time between two
-// successive successful requests (ends sorted) that overlaps the window.
-func longestGaps(ends []time.Time, windows []windowT) []time.Duration {
-	var out []time.Duration
+// successive successful requests (ends sorted) that overlaps the window,
+// and when it began after the window's start (0 if before).
+func longestGaps(ends []time.Time, windows []windowT) (gaps, at []time.Duration) {
 	for _, w := range windows {
 		// The last end before the window, and the first after it, bound
 		// the gaps that overlap it.
@@ -129,13 +132,15 @@ func longestGaps(ends []time.Time, windows []windowT) []time.Duration {
 		j, _ := slices.BinarySearchFunc(ends, w.to, func(a, b time.Time) int { return a.Compare(b) })
 		i = max(i-1, 0)
 		j = min(j+1, len(ends)-1)
-		var longest time.Duration
+		var longest, began time.Duration
 		for k := i; k < j; k++ {
-			longest = max(longest, ends[k+1].Sub(ends[k]))
+			if d := ends[k+1].Sub(ends[k]); d > longest {
+				longest, began = d, max(0, ends[k].Sub(w.from))
+			}
 		}
-		out = append(out, longest)
+		gaps, at = append(gaps, longest), append(at, began)
 	}
-	return out
+	return gaps, at
 }
 
 // serverFor returns the server of the restart part by name, with extra
