@@ -58,7 +58,8 @@ type fdSet struct {
 	lc        *net.ListenConfig
 	gen       int
 	seq       int
-	inherited []entry // passed by the parent, not yet claimed
+	inherited []entry // passed by the parent (or systemd), claimed or not
+	unclaimed *unclaimed
 	used      []entry // passed on at the next restart
 	ready     bool    // Ready was called: no more listeners
 	readyC    <-chan struct{}
@@ -261,19 +262,14 @@ func (s *fdSet) add(kind, network, addr, bound string, x any) error {
 // address the socket is bound to (so that "localhost:8080" finds a socket
 // asked for as "127.0.0.1:8080").
 func (s *fdSet) claim(kind, network, addr string) (*os.File, entry, error) {
-	i := slices.IndexFunc(s.inherited, func(e entry) bool {
-		return e.Kind == kind && e.Network == network && e.Addr == addr
-	})
-	if i < 0 && kind != kindFile {
-		i = slices.IndexFunc(s.inherited, func(e entry) bool {
-			return e.Kind == kind && e.Network == network && sameAddr(network, addr, e.Bound)
-		})
+	if s.unclaimed == nil {
+		s.unclaimed = newUnclaimed(s.inherited)
 	}
+	i := s.unclaimed.take(kind, network, addr)
 	if i < 0 {
 		return nil, entry{}, nil
 	}
 	e := s.inherited[i]
-	s.inherited = slices.Delete(s.inherited, i, i+1)
 	var f *os.File
 	var err error
 	if af := s.activated[e.Name]; af != nil {
@@ -290,6 +286,78 @@ func (s *fdSet) claim(kind, network, addr string) (*os.File, entry, error) {
 	}
 	e.Addr = addr
 	return f, e, nil
+}
+
+// unclaimed indexes the inherited entries nobody claimed yet, so that a
+// service with a thousand listeners finds each in constant time: a scan of
+// the list per Listen made the hand-off quadratic in the number of
+// listeners.
+type unclaimed struct {
+	entries []entry
+	taken   []bool
+	byAddr  map[entryKey][]int // indexes into entries, in the parent's order
+	left    int
+}
+
+// entryKey is what an exact match compares.
+type entryKey struct{ kind, network, addr string }
+
+func newUnclaimed(entries []entry) *unclaimed {
+	u := &unclaimed{entries: entries, taken: make([]bool, len(entries)), byAddr: make(map[entryKey][]int, len(entries)), left: len(entries)}
+	for i, e := range entries {
+		k := entryKey{e.Kind, e.Network, e.Addr}
+		u.byAddr[k] = append(u.byAddr[k], i)
+	}
+	return u
+}
+
+// take marks the first unclaimed entry that matches as claimed and returns
+// its index, or -1: first by the address as asked for, then, for sockets,
+// by the address they are bound to.
+func (u *unclaimed) take(kind, network, addr string) int {
+	if u.left == 0 {
+		return -1
+	}
+	k := entryKey{kind, network, addr}
+	q := u.byAddr[k]
+	for len(q) > 0 && u.taken[q[0]] {
+		q = q[1:]
+	}
+	i := -1
+	if len(q) > 0 {
+		i, q = q[0], q[1:]
+	}
+	if len(q) == 0 {
+		delete(u.byAddr, k)
+	} else {
+		u.byAddr[k] = q
+	}
+	if i < 0 && kind != kindFile {
+		// Rare (the program asks for the address in another spelling),
+		// and sameAddr resolves names: a scan is fine here.
+		for j, e := range u.entries {
+			if !u.taken[j] && e.Kind == kind && e.Network == network && sameAddr(network, addr, e.Bound) {
+				i = j
+				break
+			}
+		}
+	}
+	if i >= 0 {
+		u.taken[i] = true
+		u.left--
+	}
+	return i
+}
+
+// rest returns the entries nobody claimed, in the parent's order.
+func (u *unclaimed) rest() []entry {
+	var left []entry
+	for i, e := range u.entries {
+		if !u.taken[i] {
+			left = append(left, e)
+		}
+	}
+	return left
 }
 
 // sameAddr reports whether a socket bound to bound is what a program asking
@@ -406,7 +474,10 @@ func (s *fdSet) markReady() []entry {
 	defer s.mu.Unlock()
 	s.ready = true
 	left := s.inherited
-	s.inherited = nil
+	if s.unclaimed != nil {
+		left = s.unclaimed.rest()
+	}
+	s.inherited, s.unclaimed = nil, nil
 	for _, f := range s.activated {
 		f.Close()
 	}

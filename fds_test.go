@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -304,5 +305,124 @@ func BenchmarkManifest(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestClaimOrder checks that many listeners asked for by one address find
+// their sockets in the order they were made, and that the match by bound
+// address skips what an exact match took.
+func TestClaimOrder(t *testing.T) {
+	var entries []entry
+	for i := range 5 {
+		entries = append(entries, entry{Name: fmt.Sprintf("g1.%d", i), Kind: kindListener, Network: "tcp", Addr: "127.0.0.1:0", Bound: fmt.Sprintf("127.0.0.1:%d", 4000+i)})
+	}
+	entries = append(entries, entry{Name: "g1.5", Kind: kindListener, Network: "tcp", Addr: "localhost:5000", Bound: "127.0.0.1:5000"})
+	entries = append(entries, entry{Name: "g1.6", Kind: kindFile, Addr: "state"})
+	u := newUnclaimed(entries)
+	for _, tc := range []struct {
+		kind, network, addr string
+		want                int
+	}{
+		{kindListener, "tcp", "127.0.0.1:4002", 2}, // by bound address
+		{kindListener, "tcp", "127.0.0.1:0", 0},
+		{kindListener, "tcp", "127.0.0.1:0", 1},
+		{kindListener, "tcp", "127.0.0.1:0", 3}, // 2 was taken
+		{kindListener, "tcp", "127.0.0.1:5000", 5},
+		{kindListener, "tcp", "localhost:5000", -1}, // taken by its bound address
+		{kindFile, "", "127.0.0.1:0", -1},
+		{kindFile, "", "state", 6},
+		{kindFile, "", "state", -1},
+	} {
+		if got := u.take(tc.kind, tc.network, tc.addr); got != tc.want {
+			t.Errorf("take(%s %s %q) = %d, want %d", tc.kind, tc.network, tc.addr, got, tc.want)
+		}
+	}
+	if got := u.rest(); len(got) != 1 || got[0].Name != "g1.4" {
+		t.Errorf("rest = %v, want g1.4 alone", got)
+	}
+}
+
+// BenchmarkInherit measures what a restarted process does per inherited
+// listener in this package: the manifest, the match, the duplicate from the
+// file table, net.FileListener and the close. tableflip's own work (the
+// exchange of names, its duplicates) is not in it.
+func BenchmarkInherit(b *testing.B) {
+	for _, n := range []int{1, 1000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			table := memTable{}
+			parent := fdSet{files: table, lc: &net.ListenConfig{}, gen: 1}
+			for range n {
+				ln, err := parent.listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer ln.Close()
+			}
+			b.ResetTimer()
+			for range b.N {
+				m, err := decodeManifest(encodeManifest(manifest{Generation: 2, Files: parent.passOn()}))
+				if err != nil {
+					b.Fatal(err)
+				}
+				child := fdSet{files: table, lc: &net.ListenConfig{}, gen: 2, inherited: m.Files}
+				for range n {
+					ln, err := child.listen("tcp", "127.0.0.1:0")
+					if err != nil {
+						b.Fatal(err)
+					}
+					ln.(*gatedListener).inner.Close()
+				}
+				if left := child.markReady(); len(left) != 0 {
+					b.Fatalf("%d left", len(left))
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/listener")
+		})
+	}
+}
+
+// BenchmarkHandoff measures the hand-off file's part of a restart: the
+// parent's begin (control block and manifest, one listener) and the
+// child's read of the manifest.
+func BenchmarkHandoff(b *testing.B) {
+	f, err := anonFile("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	h := &handoff{f: f}
+	m := benchManifest(1)
+	for b.Loop() {
+		if err := h.begin(m); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := h.manifest(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestManifestQuoting round-trips names and addresses that take strconv's
+// quoting and ones that skip it.
+func TestManifestQuoting(t *testing.T) {
+	odd := []string{"", "plain", `q"uote`, `back\slash`, "tab\there", "é", "\x00\xff", "end\\", `"`, "sp ace"}
+	var m manifest
+	m.Generation = 2
+	for i, s := range odd {
+		m.Files = append(m.Files, entry{Name: fmt.Sprintf("g1.%d", i), Kind: kindFile, Network: s, Addr: s, Bound: s})
+	}
+	got, err := decodeManifest(encodeManifest(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range got.Files {
+		if e != m.Files[i] {
+			t.Errorf("file %d: got %+v, want %+v", i, e, m.Files[i])
+		}
+	}
+	for _, s := range odd {
+		if got, want := string(appendQuoted(nil, s)), strconv.Quote(s); got != want {
+			t.Errorf("appendQuoted(%q) = %s, want %s", s, got, want)
+		}
 	}
 }

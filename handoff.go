@@ -59,12 +59,35 @@ func encodeManifest(m manifest) []byte {
 		manifestVersion, m.Generation, m.Started, m.Restarts, m.AttemptStarted, m.Deadline, strconv.Quote(m.NotifySocket), m.WatchdogUSec, m.StderrCaptured, m.Supervisor)
 	for _, e := range m.Files {
 		b = append(b, "file"...)
-		for _, f := range []string{e.Name, e.Kind, e.Network, e.Addr, e.Bound} {
-			b = strconv.AppendQuote(append(b, ' '), f)
+		for _, f := range [...]string{e.Name, e.Kind, e.Network, e.Addr, e.Bound} {
+			b = appendQuoted(append(b, ' '), f)
 		}
 		b = append(b, '\n')
 	}
 	return b
+}
+
+// appendQuoted appends s quoted as strconv.Quote quotes it. Names and
+// addresses are printable ASCII, which quoting leaves as it is: that case
+// skips strconv, which matters with a thousand listeners.
+func appendQuoted(b []byte, s string) []byte {
+	if !plain(s) {
+		return strconv.AppendQuote(b, s)
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// plain reports whether s is printable ASCII without a quote or a
+// backslash: Go quoting leaves such a string as it is.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeManifest parses and checks a manifest from the parent process.
@@ -143,11 +166,17 @@ func decodeManifest(b []byte) (manifest, error) {
 func unquoteFields(s string, n int) ([]string, error) {
 	fields := make([]string, 0, n)
 	for len(fields) < n {
-		q, err := strconv.QuotedPrefix(s)
-		if err != nil {
-			return nil, err
+		var q, v string
+		if j := strings.IndexByte(s[min(1, len(s)):], '"') + 1; strings.HasPrefix(s, `"`) && j > 0 && plain(s[1:j]) {
+			// What appendQuoted wrote without strconv.
+			q, v = s[:j+1], s[1:j]
+		} else {
+			var err error
+			if q, err = strconv.QuotedPrefix(s); err != nil {
+				return nil, err
+			}
+			v, _ = strconv.Unquote(q)
 		}
-		v, _ := strconv.Unquote(q)
 		fields = append(fields, v)
 		s = s[len(q):]
 		if len(fields) < n {

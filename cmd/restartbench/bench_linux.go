@@ -57,6 +57,13 @@ func (b *bench) build(ctx context.Context) error {
 			}
 		case partLower:
 			needExample = true
+		case partGap, partIdle:
+			for _, srv := range b.cfg.Servers {
+				needExample = needExample || srv == serverLibrary
+				needServer = needServer || srv != serverLibrary
+			}
+		case partH2:
+			needExample, needServer = true, true
 		case partOverhead, partScale:
 			needServer = true
 		}
@@ -118,6 +125,7 @@ type server struct {
 	cmd     []string       // the binary and its arguments
 	detach  bool           // cmd launches a daemon and exits once it is ready
 	sig     syscall.Signal // restart signal; 0 restarts by stop and start
+	tls     bool           // serves HTTPS: probe over TLS
 	pid     int            // the generation that serves
 	unclean []string       // old generations that did not exit with status 0
 }
@@ -188,7 +196,7 @@ func (s *server) waitServing(ctx context.Context, pid int, limit time.Duration) 
 		if s.pidFile != "" && readPID(s.pidFile) != pid {
 			return false
 		}
-		got, err := probe(s.addr)
+		got, err := probe(s.addr, s.tls)
 		return err == nil && got == pid
 	})
 }
@@ -221,12 +229,25 @@ func (s *server) restart(ctx context.Context) (ready, exited time.Duration, err 
 	if err := unix.Kill(old, s.sig); err != nil {
 		return 0, 0, s.fail(err)
 	}
-	err = poll(ctx, readyLimit, "a new process to serve", func() bool {
+	if err := s.waitNew(ctx, old); err != nil {
+		return 0, 0, err
+	}
+	ready = time.Since(t0)
+	if err := s.waitExit(ctx, old); err != nil {
+		return 0, 0, err
+	}
+	return ready, time.Since(t0), nil
+}
+
+// waitNew waits until the pid file names a process other than old and
+// that process answers GET /, and makes it the serving one.
+func (s *server) waitNew(ctx context.Context, old int) error {
+	err := poll(ctx, readyLimit, "a new process to serve", func() bool {
 		pid := readPID(s.pidFile)
 		if pid == 0 || pid == old {
 			return false
 		}
-		got, err := probe(s.addr)
+		got, err := probe(s.addr, s.tls)
 		if err != nil || got != pid {
 			return false
 		}
@@ -234,13 +255,9 @@ func (s *server) restart(ctx context.Context) (ready, exited time.Duration, err 
 		return true
 	})
 	if err != nil {
-		return 0, 0, s.fail(err)
+		return s.fail(err)
 	}
-	ready = time.Since(t0)
-	if err := s.waitExit(ctx, old); err != nil {
-		return 0, 0, err
-	}
-	return ready, time.Since(t0), nil
+	return nil
 }
 
 // waitExit waits until the old generation pid has exited, and notes how.
@@ -260,18 +277,7 @@ func (s *server) waitExit(ctx context.Context, pid int) error {
 func (b *bench) restartPart(ctx context.Context, name string) *restartResult {
 	r := &restartResult{Server: name, Asked: b.cfg.Restarts}
 	defer b.stopAll(&r.Error)
-	var s *server
-	var err error
-	switch name {
-	case serverLibrary:
-		s, err = b.libraryServer(name)
-	case serverTableflip:
-		if s, err = b.benchServer(name, "tableflip"); err == nil {
-			s.sig = syscall.SIGHUP
-		}
-	case serverNaive:
-		s, err = b.benchServer(name, "plain")
-	}
+	s, err := b.serverFor(name, "")
 	if err == nil {
 		b.logf("%s: starting", name)
 		err = s.start(ctx)
@@ -285,6 +291,7 @@ func (b *bench) restartPart(ctx context.Context, name string) *restartResult {
 		b.logf("%s: load for %s without restarts", name, b.cfg.Steady)
 		r.Steady = newPhase(runLoad(ctx, b.loadConfig(s.addr), b.cfg.Steady))
 	}
+	r.RSSFirst = rssKiB(s.pid)
 
 	b.logf("%s: load for %s with %d restarts", name, b.cfg.Duration, b.cfg.Restarts)
 	lctx, cancel := context.WithCancel(ctx)
@@ -315,6 +322,7 @@ func (b *bench) restartPart(ctx context.Context, name string) *restartResult {
 	r.Done = len(ready)
 	r.Ready, r.Gone = summarize(ready), summarize(exited)
 	r.Unclean = s.unclean
+	r.RSSLast = rssKiB(s.pid)
 	return r
 }
 

@@ -25,6 +25,9 @@ const (
 	partLower    = "lower"
 	partOverhead = "overhead"
 	partScale    = "scale"
+	partGap      = "gap"
+	partH2       = "h2"
+	partIdle     = "idle"
 
 	serverLibrary   = "daemonize"
 	serverTableflip = "tableflip"
@@ -32,7 +35,7 @@ const (
 )
 
 var (
-	allParts   = []string{partRestart, partLower, partOverhead, partScale}
+	allParts   = []string{partRestart, partGap, partH2, partIdle, partLower, partOverhead, partScale}
 	allServers = []string{serverLibrary, serverTableflip, serverNaive}
 )
 
@@ -53,6 +56,14 @@ type config struct {
 	Round         time.Duration `json:"round"`
 	Listeners     []int         `json:"listeners"`
 	ScaleRestarts int           `json:"scale_restarts"`
+	GapClients    int           `json:"gap_clients"`
+	GapRestarts   int           `json:"gap_restarts"`
+	GapEvery      time.Duration `json:"gap_every"`
+	H2Clients     int           `json:"h2_connections"`
+	H2Streams     int           `json:"h2_streams"`
+	H2Duration    time.Duration `json:"h2_duration"`
+	H2Restarts    int           `json:"h2_restarts"`
+	IdleRounds    int           `json:"idle_rounds"`
 
 	JSON bool   `json:"-"`
 	Src  string `json:"-"`
@@ -81,6 +92,14 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.Rounds, "rounds", 8, "`n` rounds on each server in the overhead part")
 	fs.DurationVar(&c.Round, "round", 2*time.Second, "length of a round in the overhead part")
 	fs.IntVar(&c.ScaleRestarts, "scale-restarts", 5, "restart `n` times for each listener count in the scale part")
+	fs.IntVar(&c.GapClients, "gap-clients", 32, "`n` clients in the gap part, half keep-alive, half with a new connection per request")
+	fs.IntVar(&c.GapRestarts, "gap-restarts", 10, "restart each server `k` times in the gap part")
+	fs.DurationVar(&c.GapEvery, "gap-every", time.Second, "time between restarts in the gap part")
+	fs.IntVar(&c.H2Clients, "h2-clients", 32, "h2load connections (-c) in the h2 part")
+	fs.IntVar(&c.H2Streams, "h2-streams", 16, "h2load concurrent streams per connection (-m) in the h2 part")
+	fs.DurationVar(&c.H2Duration, "h2-duration", 10*time.Second, "h2load run (-D, whole seconds) per server and protocol in the h2 part")
+	fs.IntVar(&c.H2Restarts, "h2-restarts", 5, "restarts during each h2load run")
+	fs.IntVar(&c.IdleRounds, "idle-rounds", 3, "rounds of two restarts in a row in the idle part")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON (durations in nanoseconds)")
 	fs.StringVar(&c.Src, "src", ".", "`directory` inside the daemonize module, to build the servers from")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the scratch directory with the binaries, pid files and server logs")
@@ -119,6 +138,14 @@ func parseFlags(args []string) (config, error) {
 		{"-rounds must be at least 1", c.Rounds >= 1},
 		{"-round must be positive", c.Round > 0},
 		{"-scale-restarts must be at least 1", c.ScaleRestarts >= 1},
+		{"-gap-clients must be at least 2", c.GapClients >= 2},
+		{"-gap-restarts must be at least 1", c.GapRestarts >= 1},
+		{"-gap-every must be positive", c.GapEvery > 0},
+		{"-h2-clients must be at least 1", c.H2Clients >= 1},
+		{"-h2-streams must be at least 1", c.H2Streams >= 1},
+		{"-h2-duration must be at least 1s", c.H2Duration >= time.Second},
+		{"-h2-restarts must not be negative", c.H2Restarts >= 0},
+		{"-idle-rounds must be at least 1", c.IdleRounds >= 1},
 	} {
 		if !v.ok {
 			return c, errors.New(v.name)
@@ -190,6 +217,27 @@ func run() int {
 					rep.Restart = append(rep.Restart, b.restartPart(ctx, s))
 				}
 			}
+		case partGap:
+			for _, s := range cfg.Servers {
+				if ctx.Err() == nil {
+					rep.Gap = append(rep.Gap, b.gapPart(ctx, s))
+				}
+			}
+		case partH2:
+			// HTTP/2 has no naive row: it would show what the restart part shows.
+			for _, s := range []string{serverLibrary, serverTableflip} {
+				for _, proto := range []string{"tls", "h2c"} {
+					if ctx.Err() == nil && slices.Contains(cfg.Servers, s) {
+						rep.H2 = append(rep.H2, b.h2Part(ctx, s, proto))
+					}
+				}
+			}
+		case partIdle:
+			for _, s := range []string{serverLibrary, serverTableflip} {
+				if ctx.Err() == nil && slices.Contains(cfg.Servers, s) {
+					rep.Idle = append(rep.Idle, b.idlePart(ctx, s))
+				}
+			}
 		case partLower:
 			rep.Lower = b.lowerPart(ctx)
 		case partOverhead:
@@ -199,6 +247,7 @@ func run() int {
 		}
 	}
 	rep.Interrupted = ctx.Err() != nil
+	rep.setScale()
 	rep.setGoals()
 	if cfg.JSON {
 		enc := json.NewEncoder(os.Stdout)

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -169,10 +170,17 @@ func readPID(path string) int {
 	return pid
 }
 
-// probe sends GET / on a new connection and returns the pid the server
-// says it has.
-func probe(addr string) (int, error) {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// probe sends GET / on a new connection, over TLS with useTLS, and returns
+// the pid the server says it has.
+func probe(addr string, useTLS bool) (int, error) {
+	var c net.Conn
+	var err error
+	if useTLS {
+		d := &net.Dialer{Timeout: time.Second}
+		c, err = tls.DialWithDialer(d, "tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	} else {
+		c, err = net.DialTimeout("tcp", addr, time.Second)
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -21,6 +21,9 @@ type report struct {
 	CPUs     int               `json:"cpus"`
 	Config   config            `json:"config"`
 	Restart  []*restartResult  `json:"restart,omitempty"`
+	Gap      []*gapResult      `json:"gap,omitempty"`
+	H2       []*h2Result       `json:"h2,omitempty"`
+	Idle     []*idleResult     `json:"idle,omitempty"`
 	Lower    *lowerResult      `json:"lower_bound,omitempty"`
 	Overhead []*overheadResult `json:"overhead,omitempty"`
 	Scale    []*scaleResult    `json:"scale,omitempty"`
@@ -39,7 +42,11 @@ type restartResult struct {
 	Ready   stats        `json:"signal_to_ready"`    // until a new process serves
 	Gone    stats        `json:"signal_to_old_gone"` // until the old process has exited
 	Unclean []string     `json:"unclean_exits,omitempty"`
-	Error   string       `json:"error,omitempty"`
+	// Resident memory of the serving process, KiB: the first generation
+	// after the load without restarts, and the last one at the end.
+	RSSFirst int64  `json:"rss_first_kib"`
+	RSSLast  int64  `json:"rss_last_kib"`
+	Error    string `json:"error,omitempty"`
 }
 
 // phaseResult sums up one load.Run.
@@ -103,10 +110,29 @@ func (o *overheadResult) clients() string {
 
 // scaleResult is the library's hand-off time with n inherited listeners.
 type scaleResult struct {
-	Listeners int    `json:"listeners"`
-	Ready     stats  `json:"signal_to_ready"`
-	Gone      stats  `json:"signal_to_old_gone"`
-	Error     string `json:"error,omitempty"`
+	Listeners int     `json:"listeners"`
+	Ready     stats   `json:"signal_to_ready"`
+	Gone      stats   `json:"signal_to_old_gone"`
+	VsFirst   float64 `json:"ready_p50_vs_first"` // this count's ready p50 over the first count's
+	// PerListener is the growth of ready p50 per listener added since the
+	// first count.
+	PerListener time.Duration `json:"ready_p50_growth_per_listener"`
+	Error       string        `json:"error,omitempty"`
+}
+
+// setScale fills the figures of the scale part computed from others.
+func (r *report) setScale() {
+	if len(r.Scale) == 0 || r.Scale[0].Ready.N == 0 {
+		return
+	}
+	first := r.Scale[0]
+	for _, s := range r.Scale[1:] {
+		if s.Ready.N > 0 {
+			s.VsFirst = ratio(s.Ready.P50, first.Ready.P50)
+			s.PerListener = (s.Ready.P50 - first.Ready.P50) / time.Duration(s.Listeners-first.Listeners)
+		}
+	}
+	first.VsFirst = 1
 }
 
 // stats sums up a set of durations.
@@ -137,6 +163,14 @@ type goal struct {
 	Goal string `json:"goal"`
 	Got  string `json:"got"`
 	Met  *bool  `json:"met,omitempty"`
+}
+
+// mib formats a size in KiB as MiB; "-" if unknown.
+func mib(kib int64) string {
+	if kib <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(kib)/1024)
 }
 
 // ms formats d in milliseconds.
@@ -194,6 +228,28 @@ func (r *report) setGoals() {
 		if o.Error == "" {
 			add("requests/s through the library at least 0.99x plain net.Listen, "+o.clients(),
 				fmt.Sprintf("%.3fx (%.0f / %.0f req/s)", o.Ratio, o.Library, o.Plain), o.Ratio >= 0.99, true)
+		}
+	}
+	if len(r.Scale) > 1 {
+		first, last := r.Scale[0], r.Scale[len(r.Scale)-1]
+		if first.Ready.N > 0 && last.Ready.N > 0 && last.Listeners > first.Listeners {
+			add(fmt.Sprintf("hand-off with %d listeners within 2x one with %d, p50", last.Listeners, first.Listeners),
+				fmt.Sprintf("%.2fx (%s / %s; %s per added listener)", last.VsFirst, ms(last.Ready.P50), ms(first.Ready.P50), last.PerListener.Round(100*time.Nanosecond)),
+				last.VsFirst <= 2, true)
+		}
+	}
+	for _, g := range r.Gap {
+		if g.Server == serverLibrary && g.Error == "" && g.Gap.N > 0 {
+			add(fmt.Sprintf("longest time without a successful request during a restart <= 2ms, p50, %d clients", g.Clients),
+				fmt.Sprintf("p50 %s, max %s over %d restarts (without restarts: p50 %s, max %s)", ms(g.Gap.P50), ms(g.Gap.Max), g.Restarts, ms(g.Floor.P50), ms(g.Floor.Max)),
+				g.Gap.P50 <= 2*time.Millisecond, true)
+		}
+	}
+	for _, h := range r.H2 {
+		if h.Server == serverLibrary && h.Restarts > 0 && h.Total > 0 {
+			add("no failed or errored HTTP/2 request across restarts, "+h.Protocol,
+				fmt.Sprintf("%d failed, %d errored, %d timeout, %d non-2xx of %d, over %d restarts", h.Failed, h.Errored, h.Timeout, h.Non2xx, h.Total, h.Restarts),
+				h.Failed+h.Errored+h.Timeout+h.Non2xx == 0, true)
 		}
 	}
 	for _, x := range []*restartResult{tf, naive} {
@@ -289,6 +345,9 @@ func (r *report) print(w io.Writer) {
 		row("failed, no restarts", func(x *restartResult) string {
 			return phase(x.Steady, func(p *phaseResult) string { return fmt.Sprint(p.Failed) })
 		})
+		row("resident memory, first / last", func(x *restartResult) string {
+			return fmt.Sprintf("%s / %s", mib(x.RSSFirst), mib(x.RSSLast))
+		})
 		tw.Flush()
 		for _, x := range r.Restart {
 			if x.Server == serverNaive && x.Restart != nil && x.Restart.Failures[load.Refused] > 0 {
@@ -302,6 +361,54 @@ func (r *report) print(w io.Writer) {
 			}
 			if x.Error != "" {
 				fmt.Fprintf(w, "%s: ERROR: %s\n", x.Server, x.Error)
+			}
+		}
+	}
+	if len(r.Gap) > 0 {
+		fmt.Fprintf(w, "\nLongest time without a successful request, %d clients (half keep-alive, half a connection per request),\n", c.GapClients)
+		fmt.Fprintf(w, "per restart from the signal until the old process has exited, and over windows as long without restarts;\n")
+		fmt.Fprintf(w, "from the end times of the load generator's requests. p50 / p95 / max:\n\n")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  server\trestarts\tlongest gap, restarting\tit began after the signal\tlongest gap, no restarts\tsignal -> new ready\tfailed")
+		for _, g := range r.Gap {
+			failed := "-"
+			if g.Load != nil {
+				failed = fmt.Sprintf("%d of %d%s", g.Load.Failed, g.Load.Requests, kinds(g.Load.Failures))
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\t%s\n", g.Server, g.Restarts, g.Gap, g.GapAt, g.Floor, g.Ready, failed)
+		}
+		tw.Flush()
+		for _, g := range r.Gap {
+			if g.Error != "" {
+				fmt.Fprintf(w, "  %s: ERROR: %s\n", g.Server, g.Error)
+			}
+		}
+	}
+	if len(r.H2) > 0 {
+		fmt.Fprintf(w, "\nHTTP/2 across restarts: h2load -c %d -m %d -D %s, %d restarts spread evenly:\n\n", c.H2Clients, c.H2Streams, c.H2Duration, c.H2Restarts)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  server\tprotocol\trestarts\trequests\tfailed\terrored\ttimeout\tnon-2xx\tsignal -> new ready\tsignal -> old gone")
+		for _, h := range r.H2 {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", h.Server, h.Protocol, h.Restarts, h.Total, h.Failed, h.Errored, h.Timeout, h.Non2xx, h.Ready, h.Gone)
+		}
+		tw.Flush()
+		for _, h := range r.H2 {
+			if h.Error != "" {
+				fmt.Fprintf(w, "  %s %s: ERROR: %s\n", h.Server, h.Protocol, h.Error)
+			}
+		}
+	}
+	if len(r.Idle) > 0 {
+		fmt.Fprintf(w, "\nTwo restarts in a row, one idle keep-alive client on the first process, %d rounds (p50 / p95 / max):\n\n", c.IdleRounds)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  server\tfirst: signal -> new ready\tsecond: signal -> new ready\tsecond signal -> first old gone")
+		for _, x := range r.Idle {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", x.Server, x.First, x.Second, x.Gone)
+		}
+		tw.Flush()
+		for _, x := range r.Idle {
+			if x.Error != "" {
+				fmt.Fprintf(w, "  %s: ERROR: %s\n", x.Server, x.Error)
 			}
 		}
 	}
@@ -327,18 +434,16 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "\nHand-off time by inherited listeners, %d restarts each (p50 / p95 / max):\n", c.ScaleRestarts)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  listeners\tsignal -> new ready\tsignal -> old gone\tready p50 vs first")
-		base := r.Scale[0].Ready.P50
 		for _, s := range r.Scale {
 			growth := "-"
-			if base > 0 && s.Ready.N > 0 {
-				growth = fmt.Sprintf("%.2fx", ratio(s.Ready.P50, base))
+			if s.VsFirst > 0 {
+				growth = fmt.Sprintf("%.2fx", s.VsFirst)
 			}
 			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", s.Listeners, s.Ready, s.Gone, growth)
 		}
 		tw.Flush()
-		if first, last := r.Scale[0], r.Scale[len(r.Scale)-1]; last.Listeners > first.Listeners && first.Ready.N > 0 && last.Ready.N > 0 {
-			per := (last.Ready.P50 - first.Ready.P50) / time.Duration(last.Listeners-first.Listeners)
-			fmt.Fprintf(w, "  growth: %s per added listener\n", per.Round(100*time.Nanosecond))
+		if last := r.Scale[len(r.Scale)-1]; last.VsFirst > 0 && last != r.Scale[0] {
+			fmt.Fprintf(w, "  growth: %s per added listener\n", last.PerListener.Round(100*time.Nanosecond))
 		}
 		for _, s := range r.Scale {
 			if s.Error != "" {

@@ -33,6 +33,7 @@ type Config struct {
 	MaxRequests int64         // stop after this many requests in all; 0: no limit
 	MaxDuration time.Duration // stop after this long; required
 	Timeout     time.Duration // per request; 0: 30s
+	RecordEnds  bool          // keep the end time of each successful fast request in Result.Ends
 }
 
 // Result counts what happened.
@@ -43,6 +44,7 @@ type Result struct {
 	FirstErrs []string         // a few failures, for a message
 	FailedAt  []time.Time      // when the first failures happened, up to maxFailedAt
 	Latencies []time.Duration  // of successful fast requests
+	Ends      []time.Time      // when each successful fast request ended, with Config.RecordEnds; in no particular order
 	Elapsed   time.Duration
 }
 
@@ -93,6 +95,9 @@ func Run(ctx context.Context, c Config) *Result {
 		if err == nil {
 			if fast {
 				r.Latencies = append(r.Latencies, lat)
+				if c.RecordEnds {
+					r.Ends = append(r.Ends, time.Now())
+				}
 			}
 			return
 		}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,7 +30,13 @@ func main() {
 	drain := flag.Duration("drain", 30*time.Second, "how long in-flight requests get to finish on stop or restart")
 	upgradeTimeout := flag.Duration("upgrade-timeout", 30*time.Second, "how long a restarted process gets to become ready")
 	extra := flag.Int("extra-listeners", 0, "with -mode=daemonize, also serve on this many listeners on 127.0.0.1:0")
+	flag.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate `file` (PEM), as examples/httpserver does; needs -tls-key")
+	flag.StringVar(&tlsKey, "tls-key", "", "the private key `file` (PEM) of -tls-cert")
+	flag.BoolVar(&h2c, "h2c", false, "also accept cleartext HTTP/2 with prior knowledge, as examples/httpserver does")
 	flag.Parse()
+	if (tlsCert == "") != (tlsKey == "") {
+		log.Fatal("-tls-cert and -tls-key go together")
+	}
 	log.SetPrefix(fmt.Sprintf("benchserver %s pid %d: ", *mode, os.Getpid()))
 
 	var err error
@@ -48,15 +55,48 @@ func main() {
 	}
 }
 
+// The protocol options every mode shares, as examples/httpserver has them.
+var (
+	tlsCert, tlsKey string
+	h2c             bool
+)
+
 // version is what GET / reports as the version, the same in every mode so
 // that every mode's answer has the same length.
 const version = "bench"
 
 // newServer returns the server every mode runs: the endpoints of
-// examples/httpserver. generation is what GET / reports: 0 where the mode
-// does not count generations.
+// examples/httpserver, with its -h2c option. generation is what GET /
+// reports: 0 where the mode does not count generations.
 func newServer(generation int) *http.Server {
-	return &http.Server{Handler: demo.NewMux(generation, version), ReadHeaderTimeout: 10 * time.Second}
+	return newServerFor(demo.NewMux(generation, version))
+}
+
+// newServerFor returns a server of h, so that many listeners can share one
+// handler, as a program with many listeners would.
+func newServerFor(h http.Handler) *http.Server {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if h2c {
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetHTTP2(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return srv
+}
+
+// withTLS wraps ln in TLS with -tls-cert, offering HTTP/2 and HTTP/1.1 as
+// examples/httpserver does; without -tls-cert it returns ln.
+func withTLS(srv *http.Server, ln net.Listener) (net.Listener, error) {
+	if tlsCert == "" {
+		return ln, nil
+	}
+	cert, err := tls.LoadX509KeyPair(tlsCert, tlsKey)
+	if err != nil {
+		return nil, err
+	}
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}
+	return tls.NewListener(ln, srv.TLSConfig), nil
 }
 
 // runTableflip serves with tableflip alone: listen through the Upgrader,
@@ -77,7 +117,13 @@ func runTableflip(addr, pidFile string, drain, upgradeTimeout time.Duration) err
 				upg.Stop()
 				continue
 			}
-			if err := upg.Upgrade(); err != nil {
+			// tableflip refuses an upgrade until the previous process
+			// has exited: wait for it, as a careful program must, so that
+			// a second restart right after a first one happens too.
+			ctx, cancel := context.WithTimeout(context.Background(), upgradeTimeout)
+			upg.WaitForParent(ctx)
+			cancel()
+			if err := upgradeWhenReady(upg); err != nil {
 				log.Print("upgrade failed: ", err)
 			}
 		}
@@ -88,6 +134,9 @@ func runTableflip(addr, pidFile string, drain, upgradeTimeout time.Duration) err
 		return err
 	}
 	srv := newServer(0)
+	if ln, err = withTLS(srv, ln); err != nil {
+		return err
+	}
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			log.Print("serve: ", err)
@@ -113,6 +162,9 @@ func runPlain(addr, pidFile string, drain time.Duration) error {
 		return err
 	}
 	srv := newServer(1) // a restart is a stop and a start: always the first
+	if ln, err = withTLS(srv, ln); err != nil {
+		return err
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	if err := writePIDFile(pidFile); err != nil {
@@ -143,7 +195,19 @@ func runDaemonize(addr, pidFile string, drain, upgradeTimeout time.Duration, ext
 	if err != nil {
 		return err
 	}
-	lns := []net.Listener{ln}
+	srv := newServer(d.Generation())
+	if ln, err = withTLS(srv, ln); err != nil {
+		return err
+	}
+	go func() {
+		if err := d.Serve(srv, ln); err != nil {
+			log.Fatal("serve: ", err)
+		}
+	}()
+	// The extra listeners share a handler, as one program's would: what
+	// the scale part measures is the hand-off, not building muxes.
+	mux := demo.NewMux(d.Generation(), version)
+	var lns []net.Listener
 	for range extra {
 		// Asked for as ":0", each keeps the port it first got.
 		ln, err := d.Listen("tcp", "127.0.0.1:0")
@@ -154,7 +218,7 @@ func runDaemonize(addr, pidFile string, drain, upgradeTimeout time.Duration, ext
 	}
 	for _, ln := range lns {
 		go func() {
-			if err := d.Serve(newServer(d.Generation()), ln); err != nil {
+			if err := d.Serve(newServerFor(mux), ln); err != nil {
 				log.Fatal("serve: ", err)
 			}
 		}()
@@ -163,6 +227,19 @@ func runDaemonize(addr, pidFile string, drain, upgradeTimeout time.Duration, ext
 		return err
 	}
 	return d.Wait()
+}
+
+// upgradeWhenReady calls Upgrade, retrying for a second while tableflip
+// has not yet seen this process ready.
+func upgradeWhenReady(upg *tableflip.Upgrader) error {
+	deadline := time.Now().Add(time.Second)
+	for {
+		err := upg.Upgrade()
+		if err == nil || err.Error() != "process is not ready yet" || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // writePIDFile replaces the file at path with one naming this process, so
