@@ -77,12 +77,13 @@ type Options struct {
 	// serves again, and the pid file, the status file and systemd name it
 	// again. It applies only when every listener runs under [Daemon.Serve]
 	// and no [Daemon.OnDrain] function is registered, since a drain the
-	// program carried out itself cannot be undone. The chance ends early
-	// when only HTTP/2 and hijacked connections are left: their drain
-	// calls http.Server.Shutdown (for GOAWAY and the RegisterOnShutdown
-	// hooks), after which a server cannot serve again. A process that took the
-	// service back cannot restart again (tableflip passes sockets on once);
-	// stop it and start the service anew.
+	// program carried out itself cannot be undone. While the chance lasts,
+	// a server's drain ends its HTTP/2 connections itself, once idle; it
+	// ends when only HTTP/2 and hijacked connections are left and one is
+	// hijacked: the drain then calls http.Server.Shutdown, for the hooks
+	// of RegisterOnShutdown, after which the server cannot serve again. A
+	// process that took the service back cannot restart again (tableflip
+	// passes sockets on once); stop it and start the service anew.
 	TakeBack bool
 
 	// Supervise keeps the process that was started, for the life of the

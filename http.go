@@ -200,12 +200,17 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 		if s.goAway() {
 			goneAway = time.Now()
 		}
-		if !s.closeIdle(s.d.hurrying()) && !shutdown && time.Since(goneAway) >= goAwayDelay && s.d.giveUpTakeBack(ctx) {
+		// While a take-back can come, the server must stay able to serve
+		// again: it ends its HTTP/2 connections itself, and calls
+		// Shutdown only for hijacked ones, which may wait for its
+		// RegisterOnShutdown hooks.
+		keep := s.d.canTakeBack()
+		h1Left, hijacked := s.closeIdle(s.d.hurrying(), keep)
+		if !h1Left && !shutdown && (!keep || hijacked) && time.Since(goneAway) >= goAwayDelay && s.d.giveUpTakeBack(ctx) {
 			// Only HTTP/2 and hijacked connections are left, and the
 			// HTTP/2 clients the library could tell have stopped opening
 			// streams: net/http's GOAWAY, and the hooks of
-			// RegisterOnShutdown, which tell the hijacked ones. The
-			// server cannot serve again: no take-back from here on.
+			// RegisterOnShutdown, which tell the hijacked ones.
 			shutdown = true
 			go s.srv.Shutdown(ctx)
 		}
@@ -221,6 +226,9 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 	}
 	if !shutdown {
 		// For the hooks of RegisterOnShutdown; nothing is left to close.
+		if !s.d.giveUpTakeBack(ctx) {
+			return errTakeBack
+		}
 		s.srv.Shutdown(ctx)
 	}
 	return nil
@@ -238,11 +246,14 @@ func (s *httpDrain) goAway() bool {
 	return sent
 }
 
-// closeIdle closes the HTTP/1 connections that are idle, and have been for
-// idleGrace, or hurryGrace with hurry; net/http's Shutdown ends the HTTP/2
-// ones, once their streams are done. It reports whether HTTP/1 connections
-// (or ones whose protocol is not known yet) are left.
-func (s *httpDrain) closeIdle(hurry bool) (h1Left bool) {
+// closeIdle closes the connections that are idle, and have been for
+// idleGrace, or hurryGrace with hurry: the HTTP/1 ones, and with h2 the
+// HTTP/2 ones once net/http says so (StateIdle: no stream open; a handler
+// that has returned does not make its stream done, the response may still
+// wait in the write queue). Without h2, net/http's Shutdown ends those. It
+// reports whether HTTP/1 connections (or ones whose protocol is not known
+// yet) are left, and hijacked ones.
+func (s *httpDrain) closeIdle(hurry, h2 bool) (h1Left, hijacked bool) {
 	now, grace := time.Now().UnixNano(), int64(idleGrace)
 	if hurry {
 		grace = int64(hurryGrace)
@@ -251,11 +262,16 @@ func (s *httpDrain) closeIdle(hurry bool) (h1Left bool) {
 	defer s.conns.mu.Unlock()
 	for tc := range s.conns.conns {
 		st := http.ConnState(tc.state.Load())
-		if st == http.StateHijacked || tc.h2.Load() || tc.cleartH2.Load() {
+		isH2 := tc.h2.Load() || tc.cleartH2.Load()
+		if st == http.StateHijacked {
+			hijacked = true
 			continue
 		}
-		h1Left = true
-		idle := st == http.StateIdle || st == http.StateNew
+		if isH2 && !h2 {
+			continue
+		}
+		h1Left = h1Left || !isH2
+		idle := st == http.StateIdle || st == http.StateNew && !isH2
 		// A request that has arrived, unread, keeps it open.
 		if idle && now-tc.idleAt.Load() >= grace && unread(tc.Conn) == 0 {
 			if top := tc.top.Load(); top != nil {
@@ -265,7 +281,7 @@ func (s *httpDrain) closeIdle(hurry bool) (h1Left bool) {
 			}
 		}
 	}
-	return h1Left
+	return h1Left, hijacked
 }
 
 // closeAll closes every connection left at the drain deadline, and says
