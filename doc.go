@@ -119,8 +119,8 @@
 //
 // The process sends READY=1, RELOADING=1, STOPPING=1 and the watchdog's
 // pings; a restart moves MAINPID to the new process. While a stop drains,
-// it asks systemd for more time (EXTEND_TIMEOUT_USEC), never past
-// DrainTimeout.
+// it asks systemd for more time (EXTEND_TIMEOUT_USEC), never past the
+// drain deadline plus the second it keeps to exit.
 //
 // # Pitfalls
 //
