@@ -562,7 +562,10 @@ func (d *Daemon) becomeReady() error {
 		}
 	}
 	if d.launcher != nil {
-		fmt.Fprintf(d.launcher, "ready %d\n", os.Getpid())
+		// Supervised, the supervisor says it, once the pid file names it.
+		if d.supervisor == 0 {
+			fmt.Fprintf(d.launcher, "ready %d\n", os.Getpid())
+		}
 		d.launcher.Close()
 		d.launcher = nil
 	}

@@ -33,7 +33,7 @@ type supervisor struct {
 	o       Options
 	log     *slog.Logger
 	exe     string
-	report  *os.File // pipe to the launching process, handed to generation 1
+	report  *os.File // pipe to the launching process until ready; generation 1 has a copy, for its errors
 	systemd notifier
 	pid     *pidFile
 	conn    *os.File          // the supervisor's end of the socket the generations write to
@@ -122,17 +122,13 @@ func (s *supervisor) start() error {
 	for _, f := range files[3 : 3+len(names)] {
 		f.Close()
 	}
-	if s.report != nil {
-		s.report.Close() // generation 1 tells the launcher
-		s.report = nil
-	}
 	if err != nil {
 		return fmt.Errorf("daemonize: supervisor: start generation 1: %w", err)
 	}
 	s.add(p.Pid)
 	s.serving = p.Pid
-	p.Release() // reaped by pid, with every other child
 	s.log.Info("daemonize: supervisor: started generation 1", "supervisor", os.Getpid(), "pid", p.Pid)
+	p.Release() // reaped by pid, with every other child
 	return nil
 }
 
@@ -222,17 +218,31 @@ func (s *supervisor) onMessage(m string) {
 			s.serving = pid
 			s.add(pid)
 		}
-		if !s.ready && s.pid != nil {
+		if !s.ready {
 			s.ready = true
-			if err := s.pid.write(os.Getpid()); err != nil {
-				s.log.Error(err.Error())
-			}
+			s.firstReady()
 		}
 	}
 	if len(out) > 0 {
 		if err := s.systemd.send(out...); err != nil {
 			s.log.Error(err.Error())
 		}
+	}
+}
+
+// firstReady writes the pid file when a generation is first ready, and then
+// tells the launcher of a detached service: generation 1 tells it only of
+// its errors, so that the pid file names the supervisor when it returns.
+func (s *supervisor) firstReady() {
+	if s.pid != nil {
+		if err := s.pid.write(os.Getpid()); err != nil {
+			s.log.Error(err.Error())
+		}
+	}
+	if s.report != nil {
+		fmt.Fprintf(s.report, "ready %d\n", os.Getpid())
+		s.report.Close()
+		s.report = nil
 	}
 }
 
