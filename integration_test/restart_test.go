@@ -169,14 +169,15 @@ func TestFailedRestartKeepsServing(t *testing.T) {
 		log         []string
 	}{
 		{"exits 1", faultExit1, []string{"exit status 1", "helper: failing on purpose"}},
-		{"never ready", faultHang, []string{"not ready within Options.UpgradeTimeout (1s)"}},
+		{"never ready", faultHang, []string{"not ready within Options.UpgradeTimeout (3s)"}},
 		{"panics during init", faultPanicInit, []string{"exit status 2", "panic: helper: panic during init on purpose"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := newServer(t, exampleBin)
 			s.env = []string{"DAEMONIZE_TEST_HELPER=server", "DAEMONIZE_TEST_FAULT=" + tc.fault}
-			pid := s.start("-upgrade-timeout", "1s")
+			// Room for the good binary to start on a busy machine.
+			pid := s.start("-upgrade-timeout", "3s")
 			load := s.loadInBackground()
 			s.install(helperBin)
 			for attempt := range 2 { // a later SIGUSR1 can try again
