@@ -1,9 +1,9 @@
 package daemonize
 
 import (
-	"bytes"
-	"encoding/binary"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // This file gives an HTTP/2 connection the graceful GOAWAY of RFC 9113,
@@ -16,9 +16,16 @@ import (
 // later net/http's GOAWAY names the real last stream, which is by then the
 // last one the client opened.
 //
+// A client also loses the requests it queued, on a stream that ended,
+// just before it read the GOAWAY: it will not send them once it has. So
+// the first GOAWAY is preceded by a PING, and nothing else is written
+// until the client's ACK comes back (or holdLimit passes): by then the
+// client has acted on every frame before the PING, and the GOAWAY reaches
+// it alone, ahead of any response that would make it queue a request.
+//
 // The library can write a frame only where it sees them: on a connection it
-// serves cleartext (h2c), or whose TLS it terminates itself (ServeTLS). It
-// follows the frames net/http writes, to put its own between two.
+// serves cleartext (h2c). It follows the frames both ways, to put its own
+// between two of net/http's and to see the ACK.
 
 // h2Preface starts every HTTP/2 connection, from the client.
 var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
@@ -26,114 +33,192 @@ var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
 // goAwayFirst is the first GOAWAY: last stream id 2^31-1, NO_ERROR.
 var goAwayFirst = []byte{0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0}
 
-// h2Frames follows the HTTP/2 frames a connection writes, and puts the
-// first GOAWAY between two of them when asked.
-type h2Frames struct {
-	mu      sync.Mutex
-	seen    int     // bytes of the client's preface read so far, while deciding
-	is      bool    // the client spoke HTTP/2
-	not     bool    // the client did not
-	head    [9]byte // the header of the frame being written
-	nhead   int     // of which this many bytes are written
-	left    int     // bytes of the frame's payload still to write
-	written int     // frames written whole
-	asked   bool    // the GOAWAY was asked for
-	want    bool    // it waits for the next frame boundary
-	sent    bool
+// pingData is the payload of the drain's PING, which the client echoes.
+var pingData = [8]byte{'d', 'a', 'e', 'm', 'o', 'n', 'i', 'z'}
+
+// pingFrame is the drain's PING.
+var pingFrame = append([]byte{0, 0, 8, 0x6, 0, 0, 0, 0, 0}, pingData[:]...)
+
+const (
+	frameTypePing = 0x6
+	flagAck       = 0x1
+)
+
+// How long, and how many bytes, the writes wait for the PING's ACK at most.
+const (
+	holdLimit = 100 * time.Millisecond
+	holdBytes = 1 << 20
+)
+
+// frameCursor follows the frame boundaries of one direction of a connection.
+type frameCursor struct {
+	head  [9]byte // the header of the current frame
+	nhead int     // of which this many bytes have passed
+	left  int     // bytes of the frame's payload still to pass
+	whole int     // frames passed whole
 }
 
-// read watches the first bytes the client sends, for the preface.
-func (h *h2Frames) read(p []byte) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+// between reports whether the cursor is between two frames, after one.
+func (c *frameCursor) between() bool { return c.nhead == 0 && c.left == 0 && c.whole > 0 }
+
+// advance passes the first bytes of p, up to the end of a frame's header or
+// of its payload; it returns how many, and whether a header ended there.
+func (c *frameCursor) advance(p []byte) (n int, head bool) {
+	if c.left > 0 {
+		n = min(c.left, len(p))
+		if c.left -= n; c.left == 0 {
+			c.whole++
+		}
+		return n, false
+	}
+	n = copy(c.head[c.nhead:], p)
+	if c.nhead += n; c.nhead < len(c.head) {
+		return n, false
+	}
+	c.nhead = 0
+	if c.left = int(c.head[0])<<16 | int(c.head[1])<<8 | int(c.head[2]); c.left == 0 {
+		c.whole++
+	}
+	return n, true
+}
+
+// h2Frames follows an HTTP/2 connection's frames, and puts the PING and the
+// first GOAWAY between two of them when asked.
+type h2Frames struct {
+	// The reading side, used only by the goroutine that reads.
+	seen    int  // bytes of the client's preface read so far, while deciding
+	is, not bool // the client spoke HTTP/2, or did not
+	in      frameCursor
+	ack     bool    // the frame being read is a PING ACK
+	nack    int     // of whose payload this many bytes are in acked
+	acked   [8]byte // the payload
+	holding atomic.Bool
+
+	mu    sync.Mutex // the writing side
+	out   frameCursor
+	asked bool   // the GOAWAY was asked for
+	want  bool   // it waits for the next frame boundary
+	held  []byte // what net/http wrote after the PING
+	timer *time.Timer
+	sent  bool // the GOAWAY went out
+}
+
+// preface looks at the first bytes the client sends for HTTP/2's preface,
+// and returns what follows it.
+func (h *h2Frames) preface(p []byte) []byte {
 	if h.is || h.not {
-		return
+		return p
 	}
 	n := min(len(p), len(h2Preface)-h.seen)
-	if !bytes.Equal(p[:n], h2Preface[h.seen:h.seen+n]) {
+	if string(p[:n]) != string(h2Preface[h.seen:h.seen+n]) {
 		h.not = true
-		return
+		return nil
 	}
 	h.seen += n
 	h.is = h.seen == len(h2Preface)
+	return p[n:]
 }
 
-// decided reports whether the connection is known to carry HTTP/2 or not.
-func (h *h2Frames) decided() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.is || h.not
+// read follows the client's frames in p, and reports whether the ACK of the
+// drain's PING ends among them.
+func (h *h2Frames) read(p []byte) bool {
+	found := false
+	for len(p) > 0 {
+		payload := h.in.left > 0
+		n, head := h.in.advance(p)
+		switch {
+		case head:
+			f := h.in.head
+			h.ack = f[3] == frameTypePing && f[4]&flagAck != 0 && h.in.left == len(h.acked)
+			h.nack = 0
+		case payload && h.ack:
+			h.nack += copy(h.acked[h.nack:], p[:n])
+			found = found || h.nack == len(h.acked) && h.acked == pingData
+		}
+		p = p[n:]
+	}
+	return found
 }
 
-// write writes p, net/http's frames, with write, putting the first GOAWAY
-// at the first frame boundary once it is wanted.
-func (h *h2Frames) write(p []byte, write func([]byte) (int, error)) (int, error) {
+// write writes p, net/http's frames, with w: at once, or, after the PING,
+// once the ACK has come. Once asked, the PING goes at the first frame
+// boundary.
+func (h *h2Frames) write(p []byte, w func([]byte) (int, error)) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.is {
-		return write(p)
-	}
-	var out []byte
-	for i := 0; i < len(p); {
-		if h.nhead == 0 && h.left == 0 && h.want && h.written > 0 {
-			out = append(out, goAwayFirst...)
-			h.want, h.sent = false, true
+	if h.holding.Load() {
+		h.held = append(h.held, p...)
+		if len(h.held) >= holdBytes {
+			h.releaseLocked(w)
 		}
-		if h.left == 0 {
-			k := copy(h.head[h.nhead:], p[i:])
-			out = append(out, p[i:i+k]...)
-			i += k
-			h.nhead += k
-			if h.nhead < len(h.head) {
-				break
-			}
-			h.nhead = 0
-			h.left = int(binary.BigEndian.Uint32(append([]byte{0}, h.head[:3]...)))
-			if h.left == 0 {
-				h.written++
-			}
-			continue
-		}
-		k := min(h.left, len(p)-i)
-		out = append(out, p[i:i+k]...)
-		i += k
-		if h.left -= k; h.left == 0 {
-			h.written++
-		}
+		return len(p), nil
 	}
-	if out == nil {
-		return write(p)
+	i := 0
+	for i < len(p) && !(h.want && h.out.between()) {
+		n, _ := h.out.advance(p[i:])
+		i += n
 	}
-	n, err := write(out)
-	// What the caller asked to write was written if all of out was.
-	if n == len(out) {
-		n = len(p)
-	} else {
-		n = min(n, len(p))
+	if !(h.want && h.out.between()) {
+		return w(p)
 	}
-	return n, err
+	n, err := w(append(p[:i:i], pingFrame...))
+	if err != nil {
+		return min(n, i), err
+	}
+	h.holdLocked(p[i:], w)
+	return len(p), nil
 }
 
-// goAway sends the first GOAWAY with write, at once if the connection is
-// between two frames, else as soon as the frame being written is whole. It
-// reports whether it was asked for the first time. The write happens on its
-// own goroutine: a client that reads nothing blocks it, not the drain.
-func (h *h2Frames) goAway(write func([]byte) (int, error)) bool {
+// holdLocked starts keeping what net/http writes, after the PING went out.
+func (h *h2Frames) holdLocked(rest []byte, w func([]byte) (int, error)) {
+	h.want = false
+	h.held = append(h.held[:0], rest...)
+	h.holding.Store(true)
+	h.timer = time.AfterFunc(holdLimit, func() { h.release(w) })
+}
+
+// release writes the first GOAWAY, then what was kept since the PING.
+func (h *h2Frames) release(w func([]byte) (int, error)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.is || h.asked {
+	h.releaseLocked(w)
+}
+
+func (h *h2Frames) releaseLocked(w func([]byte) (int, error)) {
+	if !h.holding.Load() {
+		return
+	}
+	h.timer.Stop()
+	h.holding.Store(false)
+	h.sent = true
+	out := append(append([]byte{}, goAwayFirst...), h.held...)
+	h.held = nil
+	// An error here is the connection's: net/http meets it on its next
+	// read or write.
+	w(out)
+}
+
+// goAway starts the PING and first GOAWAY with w: at once if the connection
+// is between two frames, else as soon as the frame being written is whole.
+// It reports whether it was asked for the first time. The write happens on
+// its own goroutine: a client that reads nothing blocks it, not the drain.
+func (h *h2Frames) goAway(w func([]byte) (int, error)) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.asked {
 		return false
 	}
 	h.asked = true
 	go func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if h.nhead == 0 && h.left == 0 && h.written > 0 {
-			h.sent = true
-			write(goAwayFirst)
+		if !h.out.between() {
+			h.want = true
 			return
 		}
-		h.want = true
+		if _, err := w(pingFrame); err == nil {
+			h.holdLocked(nil, w)
+		}
 	}()
 	return true
 }

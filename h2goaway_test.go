@@ -5,104 +5,178 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
 
-// frames makes n HTTP/2 frames of random lengths.
+// frame makes an HTTP/2 frame.
+func frame(typ, flags byte, payload []byte) []byte {
+	f := make([]byte, 9, 9+len(payload))
+	binary.BigEndian.PutUint32(f, uint32(len(payload))<<8|uint32(typ))
+	f[4] = flags
+	return append(f, payload...)
+}
+
+// frames makes n HTTP/2 frames of random lengths, none a PING.
 func frames(r *rand.Rand, n int) [][]byte {
 	var fs [][]byte
 	for range n {
-		f := make([]byte, 9+r.IntN(40))
-		binary.BigEndian.PutUint32(f, uint32(len(f)-9)<<8|uint32(r.IntN(10)))
-		fs = append(fs, f)
+		fs = append(fs, frame(byte(r.IntN(6)), byte(r.IntN(256)), make([]byte, r.IntN(40))))
 	}
 	return fs
 }
 
-func TestH2FramesGoAwayAtABoundary(t *testing.T) {
+// sink is a connection's writing end, as goAway's goroutine and the hold's
+// timer may use it too.
+type sink struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *sink) write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *sink) bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.buf.Bytes())
+}
+
+// TestH2FramesPingThenGoAway writes random frames in random pieces, the
+// drain asking for the GOAWAY at a random byte: the PING goes at the next
+// frame boundary, nothing follows it until the ACK, then the GOAWAY comes
+// first and the frames, unchanged.
+func TestH2FramesPingThenGoAway(t *testing.T) {
+	pingGoAway := append(bytes.Clone(pingFrame), goAwayFirst...)
 	for seed := range uint64(200) {
 		r := rand.New(rand.NewPCG(seed, seed))
 		var h h2Frames
-		h.read(h2Preface[:10])
-		h.read(h2Preface[10:])
-		if !h.is {
-			t.Fatal("preface not recognised")
-		}
+		var out sink
 		fs := frames(r, 20)
 		stream := bytes.Join(fs, nil)
-		var out bytes.Buffer
-		write := func(p []byte) (int, error) { return out.Write(p) }
 		ask := r.IntN(len(stream)) // when the drain asks for the GOAWAY
+		pinged := -1               // the output's length once the PING is out
 		for i := 0; i < len(stream); {
-			n := 1 + r.IntN(30)
-			if i <= ask && ask < i+n {
-				if _, err := h.write(stream[i:ask], write); err != nil {
-					t.Fatal(err)
-				}
-				h.goAway(write)
+			if i == ask {
+				h.goAway(out.write)
 				waitGoAway(t, &h)
-				i, ask = ask, -1
-				continue
 			}
-			end := min(i+n, len(stream))
-			if k, err := h.write(stream[i:end], write); err != nil || k != end-i {
+			end := min(i+1+r.IntN(30), len(stream))
+			if ask > i && ask < end {
+				end = ask
+			}
+			if k, err := h.write(stream[i:end], out.write); err != nil || k != end-i {
 				t.Fatalf("seed %d: write %d bytes: %d, %v", seed, end-i, k, err)
 			}
 			i = end
+			if got := out.bytes(); pinged < 0 && bytes.HasSuffix(got, pingFrame) {
+				pinged = len(got)
+			}
 		}
-		// The output is the frames with one GOAWAY between two of them,
-		// after the first.
-		got := out.Bytes()
-		at := bytes.Index(got, goAwayFirst)
-		if at < 0 {
+		if pinged < 0 {
 			if !h.want {
-				t.Fatalf("seed %d: no GOAWAY written, none pending", seed)
+				t.Fatalf("seed %d: no PING written, none pending", seed)
 			}
 			continue // asked during the last frame: it goes with the next write
 		}
-		if !bytes.Equal(append(append([]byte{}, got[:at]...), got[at+len(goAwayFirst):]...), stream) {
-			t.Fatalf("seed %d: frames changed around the GOAWAY", seed)
+		if got := out.bytes(); len(got) != pinged {
+			t.Fatalf("seed %d: %d bytes written after the PING, before its ACK", seed, len(got)-pinged)
+		}
+		h.release(out.write)
+		got := out.bytes()
+		at := bytes.Index(got, pingGoAway)
+		if at < 0 || at+len(pingFrame) != pinged {
+			t.Fatalf("seed %d: the GOAWAY does not follow the PING", seed)
+		}
+		if !bytes.Equal(append(got[:at:at], got[at+len(pingGoAway):]...), stream) {
+			t.Fatalf("seed %d: frames changed around the PING and GOAWAY", seed)
 		}
 		off, boundary := 0, false
-		for j, f := range fs {
-			if off == at && j > 0 {
-				boundary = true
-			}
+		for _, f := range fs {
 			off += len(f)
+			boundary = boundary || off == at
 		}
 		if !boundary {
-			t.Errorf("seed %d: GOAWAY at byte %d, not between two frames", seed, at)
+			t.Errorf("seed %d: PING at byte %d, not between two frames", seed, at)
 		}
 	}
 }
 
-// waitGoAway waits for goAway's goroutine to send the GOAWAY or leave it
-// for the next frame boundary.
+// waitGoAway waits for goAway's goroutine to send the PING or leave it for
+// the next frame boundary.
 func waitGoAway(t *testing.T, h *h2Frames) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		h.mu.Lock()
-		done := h.sent || h.want
+		done := h.holding.Load() || h.sent || h.want
 		h.mu.Unlock()
 		if done {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the GOAWAY was neither sent nor left pending")
+			t.Fatal("the PING was neither sent nor left pending")
 		}
 		runtime.Gosched()
 	}
 }
 
+// TestH2FramesReadAck reads a client's preface and frames in random
+// pieces: only the ACK of the drain's own PING is found.
+func TestH2FramesReadAck(t *testing.T) {
+	other := [8]byte{1, 2, 3, 4, 5, 6, 7, 8}
+	for seed := range uint64(200) {
+		r := rand.New(rand.NewPCG(seed, seed))
+		fs := frames(r, 10)
+		fs = append(fs, frame(frameTypePing, 0, pingData[:]), frame(frameTypePing, flagAck, other[:]))
+		r.Shuffle(len(fs), func(i, j int) { fs[i], fs[j] = fs[j], fs[i] })
+		stream := append(bytes.Clone(h2Preface), bytes.Join(fs, nil)...)
+		ack := len(stream)
+		stream = append(stream, frame(frameTypePing, flagAck, pingData[:])...)
+		stream = append(stream, bytes.Join(frames(r, 3), nil)...)
+		var h h2Frames
+		for i := 0; i < len(stream); {
+			end := min(i+1+r.IntN(30), len(stream))
+			found := h.read(h.preface(stream[i:end]))
+			if want := ack+len(pingFrame) > i && ack+len(pingFrame) <= end; found != want {
+				t.Fatalf("seed %d: bytes %d to %d: found the ACK %v, want %v", seed, i, end, found, want)
+			}
+			i = end
+		}
+		if !h.is {
+			t.Fatalf("seed %d: preface not recognised", seed)
+		}
+	}
+}
+
+// TestH2FramesHoldLimit: a client that does not answer the PING gets the
+// GOAWAY and what was kept after holdLimit.
+func TestH2FramesHoldLimit(t *testing.T) {
+	var h h2Frames
+	var out sink
+	settings := frame(0x4, 0, nil)
+	h.write(settings, out.write)
+	h.goAway(out.write)
+	waitGoAway(t, &h)
+	data := frame(0x0, 1, []byte("hello"))
+	h.write(data, out.write)
+	want := bytes.Join([][]byte{settings, pingFrame, goAwayFirst, data}, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for !bytes.Equal(out.bytes(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("wrote %q, want %q", out.bytes(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestH2FramesNotHTTP2(t *testing.T) {
 	var h h2Frames
-	h.read([]byte("GET / HTTP/1.1\r\n"))
-	var out bytes.Buffer
-	write := func(p []byte) (int, error) { return out.Write(p) }
-	h.write([]byte("HTTP/1.1 200 OK\r\n"), write)
-	if h.goAway(write) || out.String() != "HTTP/1.1 200 OK\r\n" {
-		t.Errorf("an HTTP/1 connection got %q", out.String())
+	if rest := h.preface([]byte("GET / HTTP/1.1\r\n")); !h.not || h.is || rest != nil {
+		t.Errorf("an HTTP/1 request taken for HTTP/2: not %v, is %v", h.not, h.is)
 	}
 }

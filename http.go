@@ -272,8 +272,9 @@ func (s *httpDrain) closeIdle(hurry, h2 bool) (h1Left, hijacked bool) {
 		}
 		h1Left = h1Left || !isH2
 		idle := st == http.StateIdle || st == http.StateNew && !isH2
-		// A request that has arrived, unread, keeps it open.
-		if idle && now-tc.idleAt.Load() >= grace && unread(tc.Conn) == 0 {
+		// A request that has arrived, unread, keeps it open, and so do
+		// responses kept until the client acknowledges the drain's PING.
+		if idle && now-tc.idleAt.Load() >= grace && unread(tc.Conn) == 0 && !tc.frames.holding.Load() {
 			if top := tc.top.Load(); top != nil {
 				go (*top).Close()
 			} else {

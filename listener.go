@@ -185,15 +185,20 @@ type trackedConn struct {
 	cleartH2 atomic.Bool // it is, and its frames pass here
 }
 
-// Read reads, and looks at the first bytes for HTTP/2's preface.
+// Read reads, and follows what an HTTP/2 client sends: its preface, then
+// its frames, for the ACK of the drain's PING (h2goaway.go).
 func (c *trackedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	got := p[:n]
 	if n > 0 && !c.decided.Load() {
-		c.frames.read(p[:n])
-		if c.frames.decided() {
+		got = c.frames.preface(got)
+		if c.frames.is || c.frames.not {
 			c.cleartH2.Store(c.frames.is)
 			c.decided.Store(true)
 		}
+	}
+	if len(got) > 0 && c.cleartH2.Load() && c.frames.read(got) {
+		go c.frames.release(c.Conn.Write)
 	}
 	return n, err
 }
@@ -206,8 +211,8 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// goAway sends an HTTP/2 connection the first GOAWAY of the graceful two,
-// and reports whether it could.
+// goAway sends an HTTP/2 connection the PING and the first GOAWAY of the
+// graceful two, and reports whether it could.
 func (c *trackedConn) goAway() bool {
 	return c.cleartH2.Load() && c.frames.goAway(c.Conn.Write)
 }

@@ -28,6 +28,7 @@ const (
 	h2Headers      = 0x1
 	h2RSTStream    = 0x3
 	h2Settings     = 0x4
+	h2Ping         = 0x6
 	h2GoAway       = 0x7
 	h2WindowUpdate = 0x8
 	h2EndStream    = 0x1
@@ -155,11 +156,12 @@ func TestH2ResponseInFlightAcrossDrain(t *testing.T) {
 
 // TestH2StreamCrossingGoAway: a client of cleartext HTTP/2 opens a stream
 // just as the drain's GOAWAY reaches it (a request on its way when the
-// GOAWAY was sent). The old process must answer it: its first GOAWAY names
-// the highest stream id there can be, refusing nothing (RFC 9113 section
-// 6.8); a later one, if any, names a last stream no lower than the one the
-// client opened; no stream is reset; the connection then ends and the old
-// process exits 0.
+// GOAWAY was sent). The first GOAWAY comes right after a PING, once the
+// client has answered it. The old process must answer the stream: its
+// first GOAWAY names the highest stream id there can be, refusing nothing
+// (RFC 9113 section 6.8); a later one, if any, names a last stream no lower
+// than the one the client opened; no stream is reset; the connection then
+// ends and the old process exits 0.
 func TestH2StreamCrossingGoAway(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, exampleBin)
@@ -187,6 +189,9 @@ func TestH2StreamCrossingGoAway(t *testing.T) {
 			if f.typ == h2Settings && f.flags&h2Ack == 0 {
 				writeH2Frame(conn, h2Settings, h2Ack, 0, nil)
 			}
+			if f.typ == h2Ping && f.flags&h2Ack == 0 {
+				writeH2Frame(conn, h2Ping, h2Ack, 0, f.payload)
+			}
 			if f.typ == h2RSTStream {
 				t.Fatalf("stream %d reset; frames %q", f.stream, got)
 			}
@@ -204,8 +209,18 @@ func TestH2StreamCrossingGoAway(t *testing.T) {
 	read(ended(1))
 
 	s.signal(pid, syscall.SIGUSR1)
-	var first h2Frame
-	read(func(f h2Frame) bool { first = f; return f.typ == h2GoAway })
+	var first, before h2Frame
+	read(func(f h2Frame) bool {
+		if f.typ == h2GoAway {
+			first = f
+			return true
+		}
+		before = f
+		return false
+	})
+	if before.typ != h2Ping {
+		t.Errorf("the first GOAWAY follows a frame of type %d, want a PING, whose ACK it waits for; frames %q", before.typ, got)
+	}
 	if last := binary.BigEndian.Uint32(first.payload) &^ (1 << 31); last != 1<<31-1 {
 		t.Errorf("the first GOAWAY names last stream %d, want %d: streams on their way are refused", last, 1<<31-1)
 	}
