@@ -23,9 +23,10 @@ import (
 // client has acted on every frame before the PING, and the GOAWAY reaches
 // it alone, ahead of any response that would make it queue a request.
 //
-// The library can write a frame only where it sees them: on a connection it
-// serves cleartext (h2c). It follows the frames both ways, to put its own
-// between two of net/http's and to see the ACK.
+// The library follows the frames both ways, to put its own between two of
+// net/http's and to see the ACK: in the clear (h2c) on the connection it
+// accepted, and over TLS on the one net/http's HTTP/2 server is handed
+// (h2tls.go).
 
 // h2Preface starts every HTTP/2 connection, from the client.
 var h2Preface = []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
@@ -82,12 +83,34 @@ func (c *frameCursor) advance(p []byte) (n int, head bool) {
 	return n, true
 }
 
+// h2Sniff tells an HTTP/2 client by its preface.
+type h2Sniff struct {
+	seen    int  // bytes of the preface read so far
+	is, not bool // the client spoke HTTP/2, or did not
+}
+
+// look looks at what the client sent for the preface, and returns what
+// follows it.
+func (s *h2Sniff) look(p []byte) []byte {
+	if s.is || s.not {
+		return p
+	}
+	n := min(len(p), len(h2Preface)-s.seen)
+	if string(p[:n]) != string(h2Preface[s.seen:s.seen+n]) {
+		s.not = true
+		return nil
+	}
+	s.seen += n
+	s.is = s.seen == len(h2Preface)
+	return p[n:]
+}
+
 // h2Frames follows an HTTP/2 connection's frames, and puts the PING and the
 // first GOAWAY between two of them when asked.
 type h2Frames struct {
+	w func([]byte) (int, error) // writes to the connection
+
 	// The reading side, used only by the goroutine that reads.
-	seen    int  // bytes of the client's preface read so far, while deciding
-	is, not bool // the client spoke HTTP/2, or did not
 	in      frameCursor
 	ack     bool    // the frame being read is a PING ACK
 	nack    int     // of whose payload this many bytes are in acked
@@ -103,20 +126,14 @@ type h2Frames struct {
 	sent  bool // the GOAWAY went out
 }
 
-// preface looks at the first bytes the client sends for HTTP/2's preface,
-// and returns what follows it.
-func (h *h2Frames) preface(p []byte) []byte {
-	if h.is || h.not {
-		return p
+func newH2Frames(w func([]byte) (int, error)) *h2Frames { return &h2Frames{w: w} }
+
+// received follows the client's frames in p; the ACK of the drain's PING
+// among them releases what was kept.
+func (h *h2Frames) received(p []byte) {
+	if h.read(p) {
+		go h.release()
 	}
-	n := min(len(p), len(h2Preface)-h.seen)
-	if string(p[:n]) != string(h2Preface[h.seen:h.seen+n]) {
-		h.not = true
-		return nil
-	}
-	h.seen += n
-	h.is = h.seen == len(h2Preface)
-	return p[n:]
 }
 
 // read follows the client's frames in p, and reports whether the ACK of the
@@ -140,16 +157,15 @@ func (h *h2Frames) read(p []byte) bool {
 	return found
 }
 
-// write writes p, net/http's frames, with w: at once, or, after the PING,
-// once the ACK has come. Once asked, the PING goes at the first frame
-// boundary.
-func (h *h2Frames) write(p []byte, w func([]byte) (int, error)) (int, error) {
+// write writes p, net/http's frames: at once, or, after the PING, once the
+// ACK has come. Once asked, the PING goes at the first frame boundary.
+func (h *h2Frames) write(p []byte) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.holding.Load() {
 		h.held = append(h.held, p...)
 		if len(h.held) >= holdBytes {
-			h.releaseLocked(w)
+			h.releaseLocked()
 		}
 		return len(p), nil
 	}
@@ -159,32 +175,32 @@ func (h *h2Frames) write(p []byte, w func([]byte) (int, error)) (int, error) {
 		i += n
 	}
 	if !(h.want && h.out.between()) {
-		return w(p)
+		return h.w(p)
 	}
-	n, err := w(append(p[:i:i], pingFrame...))
+	n, err := h.w(append(p[:i:i], pingFrame...))
 	if err != nil {
 		return min(n, i), err
 	}
-	h.holdLocked(p[i:], w)
+	h.holdLocked(p[i:])
 	return len(p), nil
 }
 
 // holdLocked starts keeping what net/http writes, after the PING went out.
-func (h *h2Frames) holdLocked(rest []byte, w func([]byte) (int, error)) {
+func (h *h2Frames) holdLocked(rest []byte) {
 	h.want = false
 	h.held = append(h.held[:0], rest...)
 	h.holding.Store(true)
-	h.timer = time.AfterFunc(holdLimit, func() { h.release(w) })
+	h.timer = time.AfterFunc(holdLimit, h.release)
 }
 
 // release writes the first GOAWAY, then what was kept since the PING.
-func (h *h2Frames) release(w func([]byte) (int, error)) {
+func (h *h2Frames) release() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.releaseLocked(w)
+	h.releaseLocked()
 }
 
-func (h *h2Frames) releaseLocked(w func([]byte) (int, error)) {
+func (h *h2Frames) releaseLocked() {
 	if !h.holding.Load() {
 		return
 	}
@@ -195,14 +211,14 @@ func (h *h2Frames) releaseLocked(w func([]byte) (int, error)) {
 	h.held = nil
 	// An error here is the connection's: net/http meets it on its next
 	// read or write.
-	w(out)
+	h.w(out)
 }
 
-// goAway starts the PING and first GOAWAY with w: at once if the connection
-// is between two frames, else as soon as the frame being written is whole.
-// It reports whether it was asked for the first time. The write happens on
-// its own goroutine: a client that reads nothing blocks it, not the drain.
-func (h *h2Frames) goAway(w func([]byte) (int, error)) bool {
+// goAway starts the PING and first GOAWAY: at once if the connection is
+// between two frames, else as soon as the frame being written is whole. It
+// reports whether it was asked for the first time. The write happens on its
+// own goroutine: a client that reads nothing blocks it, not the drain.
+func (h *h2Frames) goAway() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.asked {
@@ -216,9 +232,16 @@ func (h *h2Frames) goAway(w func([]byte) (int, error)) bool {
 			h.want = true
 			return
 		}
-		if _, err := w(pingFrame); err == nil {
-			h.holdLocked(nil, w)
+		if _, err := h.w(pingFrame); err == nil {
+			h.holdLocked(nil)
 		}
 	}()
 	return true
+}
+
+// sentGoAway reports whether the first GOAWAY went out.
+func (h *h2Frames) sentGoAway() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sent
 }

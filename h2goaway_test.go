@@ -54,22 +54,22 @@ func TestH2FramesPingThenGoAway(t *testing.T) {
 	pingGoAway := append(bytes.Clone(pingFrame), goAwayFirst...)
 	for seed := range uint64(200) {
 		r := rand.New(rand.NewPCG(seed, seed))
-		var h h2Frames
 		var out sink
+		h := newH2Frames(out.write)
 		fs := frames(r, 20)
 		stream := bytes.Join(fs, nil)
 		ask := r.IntN(len(stream)) // when the drain asks for the GOAWAY
 		pinged := -1               // the output's length once the PING is out
 		for i := 0; i < len(stream); {
 			if i == ask {
-				h.goAway(out.write)
-				waitGoAway(t, &h)
+				h.goAway()
+				waitGoAway(t, h)
 			}
 			end := min(i+1+r.IntN(30), len(stream))
 			if ask > i && ask < end {
 				end = ask
 			}
-			if k, err := h.write(stream[i:end], out.write); err != nil || k != end-i {
+			if k, err := h.write(stream[i:end]); err != nil || k != end-i {
 				t.Fatalf("seed %d: write %d bytes: %d, %v", seed, end-i, k, err)
 			}
 			i = end
@@ -86,7 +86,7 @@ func TestH2FramesPingThenGoAway(t *testing.T) {
 		if got := out.bytes(); len(got) != pinged {
 			t.Fatalf("seed %d: %d bytes written after the PING, before its ACK", seed, len(got)-pinged)
 		}
-		h.release(out.write)
+		h.release()
 		got := out.bytes()
 		at := bytes.Index(got, pingGoAway)
 		if at < 0 || at+len(pingFrame) != pinged {
@@ -138,16 +138,17 @@ func TestH2FramesReadAck(t *testing.T) {
 		ack := len(stream)
 		stream = append(stream, frame(frameTypePing, flagAck, pingData[:])...)
 		stream = append(stream, bytes.Join(frames(r, 3), nil)...)
-		var h h2Frames
+		var sniff h2Sniff
+		h := newH2Frames(nil)
 		for i := 0; i < len(stream); {
 			end := min(i+1+r.IntN(30), len(stream))
-			found := h.read(h.preface(stream[i:end]))
+			found := h.read(sniff.look(stream[i:end]))
 			if want := ack+len(pingFrame) > i && ack+len(pingFrame) <= end; found != want {
 				t.Fatalf("seed %d: bytes %d to %d: found the ACK %v, want %v", seed, i, end, found, want)
 			}
 			i = end
 		}
-		if !h.is {
+		if !sniff.is {
 			t.Fatalf("seed %d: preface not recognised", seed)
 		}
 	}
@@ -156,14 +157,14 @@ func TestH2FramesReadAck(t *testing.T) {
 // TestH2FramesHoldLimit: a client that does not answer the PING gets the
 // GOAWAY and what was kept after holdLimit.
 func TestH2FramesHoldLimit(t *testing.T) {
-	var h h2Frames
 	var out sink
+	h := newH2Frames(out.write)
 	settings := frame(0x4, 0, nil)
-	h.write(settings, out.write)
-	h.goAway(out.write)
-	waitGoAway(t, &h)
+	h.write(settings)
+	h.goAway()
+	waitGoAway(t, h)
 	data := frame(0x0, 1, []byte("hello"))
-	h.write(data, out.write)
+	h.write(data)
 	want := bytes.Join([][]byte{settings, pingFrame, goAwayFirst, data}, nil)
 	deadline := time.Now().Add(10 * time.Second)
 	for !bytes.Equal(out.bytes(), want) {
@@ -175,8 +176,8 @@ func TestH2FramesHoldLimit(t *testing.T) {
 }
 
 func TestH2FramesNotHTTP2(t *testing.T) {
-	var h h2Frames
-	if rest := h.preface([]byte("GET / HTTP/1.1\r\n")); !h.not || h.is || rest != nil {
-		t.Errorf("an HTTP/1 request taken for HTTP/2: not %v, is %v", h.not, h.is)
+	var s h2Sniff
+	if rest := s.look([]byte("GET / HTTP/1.1\r\n")); !s.not || s.is || rest != nil {
+		t.Errorf("an HTTP/1 request taken for HTTP/2: not %v, is %v", s.not, s.is)
 	}
 }

@@ -128,13 +128,14 @@ func (s *httpDrain) wrap() {
 		// HTTP/1: the client reconnects after this response. HTTP/2:
 		// net/http sends GOAWAY for it, unless the drain's two-step
 		// GOAWAY (h2goaway.go) is under way.
-		if s.draining.Load() && (tc == nil || !tc.cleartH2.Load()) {
+		if s.draining.Load() && (tc == nil || tc.frames.Load() == nil) {
 			w.Header().Set("Connection", "close")
 		}
 		next.ServeHTTP(w, r)
 	})
 	connContext := s.srv.ConnContext
 	s.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		takeH2(s.srv)
 		if tc := trackedOf(c); tc != nil {
 			tc.top.Store(&c)
 			tc.idleAt.Store(time.Now().UnixNano())
@@ -152,6 +153,9 @@ func (s *httpDrain) wrap() {
 				tc.idleAt.Store(time.Now().UnixNano())
 			}
 			tc.state.Store(int32(st))
+		}
+		if hc, ok := c.(*h2Conn); ok {
+			c = hc.Conn // the user's hook sees the *tls.Conn, as ever
 		}
 		if hook != nil {
 			hook(c, st)
@@ -262,7 +266,7 @@ func (s *httpDrain) closeIdle(hurry, h2 bool) (h1Left, hijacked bool) {
 	defer s.conns.mu.Unlock()
 	for tc := range s.conns.conns {
 		st := http.ConnState(tc.state.Load())
-		isH2 := tc.h2.Load() || tc.cleartH2.Load()
+		isH2 := tc.h2.Load() || tc.frames.Load() != nil
 		if st == http.StateHijacked {
 			hijacked = true
 			continue
@@ -274,7 +278,7 @@ func (s *httpDrain) closeIdle(hurry, h2 bool) (h1Left, hijacked bool) {
 		idle := st == http.StateIdle || st == http.StateNew && !isH2
 		// A request that has arrived, unread, keeps it open, and so do
 		// responses kept until the client acknowledges the drain's PING.
-		if idle && now-tc.idleAt.Load() >= grace && unread(tc.Conn) == 0 && !tc.frames.holding.Load() {
+		if idle && now-tc.idleAt.Load() >= grace && unread(tc.Conn) == 0 && !tc.holding() {
 			if top := tc.top.Load(); top != nil {
 				go (*top).Close()
 			} else {

@@ -178,11 +178,12 @@ type trackedConn struct {
 	h2     atomic.Bool              // it carries HTTP/2
 	busy   atomic.Int32             // requests in the handler
 
-	// The frames of an HTTP/2 connection the library sees in the clear,
-	// for the two-step GOAWAY (h2goaway.go).
-	frames   h2Frames
-	decided  atomic.Bool // whether it is HTTP/2 is known
-	cleartH2 atomic.Bool // it is, and its frames pass here
+	// The frames of an HTTP/2 connection, for the drain's GOAWAY
+	// (h2goaway.go): followed here in the clear, or over TLS by h2Conn.
+	frames   atomic.Pointer[h2Frames]
+	sniff    h2Sniff     // used by Read only, until decided
+	decided  atomic.Bool // whether it is HTTP/2 in the clear is known
+	cleartH2 atomic.Bool // it is: its frames pass here
 }
 
 // Read reads, and follows what an HTTP/2 client sends: its preface, then
@@ -191,22 +192,23 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	got := p[:n]
 	if n > 0 && !c.decided.Load() {
-		got = c.frames.preface(got)
-		if c.frames.is || c.frames.not {
-			c.cleartH2.Store(c.frames.is)
-			c.decided.Store(true)
+		got = c.sniff.look(got)
+		if c.sniff.is {
+			c.frames.Store(newH2Frames(c.Conn.Write))
+			c.cleartH2.Store(true)
 		}
+		c.decided.Store(c.sniff.is || c.sniff.not)
 	}
-	if len(got) > 0 && c.cleartH2.Load() && c.frames.read(got) {
-		go c.frames.release(c.Conn.Write)
+	if len(got) > 0 && c.cleartH2.Load() {
+		c.frames.Load().received(got)
 	}
 	return n, err
 }
 
-// Write writes, following the frames of an HTTP/2 connection.
+// Write writes, following the frames of an HTTP/2 connection in the clear.
 func (c *trackedConn) Write(p []byte) (int, error) {
 	if c.cleartH2.Load() {
-		return c.frames.write(p, c.Conn.Write)
+		return c.frames.Load().write(p)
 	}
 	return c.Conn.Write(p)
 }
@@ -214,7 +216,15 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 // goAway sends an HTTP/2 connection the PING and the first GOAWAY of the
 // graceful two, and reports whether it could.
 func (c *trackedConn) goAway() bool {
-	return c.cleartH2.Load() && c.frames.goAway(c.Conn.Write)
+	f := c.frames.Load()
+	return f != nil && f.goAway()
+}
+
+// holding reports whether an HTTP/2 connection keeps net/http's writes
+// until the client acknowledges the drain's PING.
+func (c *trackedConn) holding() bool {
+	f := c.frames.Load()
+	return f != nil && f.holding.Load()
 }
 
 func (c *trackedConn) Close() error {

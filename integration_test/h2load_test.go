@@ -32,10 +32,9 @@ func TestH2loadAcrossRestarts(t *testing.T) {
 	for _, tc := range []struct {
 		name, scheme string
 		setup        func(t *testing.T, s *server) int
-		maxFailed    int64 // per restart
 	}{
-		{"TLS", "https", func(t *testing.T, s *server) int { return s.startTLS(useTLS(t, s)) }, 16 * 8},
-		{"h2c", "http", func(t *testing.T, s *server) int { return s.start("-h2c") }, 0},
+		{"TLS", "https", func(t *testing.T, s *server) int { return s.startTLS(useTLS(t, s)) }},
+		{"h2c", "http", func(t *testing.T, s *server) int { return s.start("-h2c") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newServer(t, exampleBin)
@@ -69,7 +68,7 @@ func TestH2loadAcrossRestarts(t *testing.T) {
 					*p.sum += *p.one
 				}
 				perRestart = append(perRestart, fmt.Sprintf("%d/%d", o.r.Failed, o.r.Total))
-				if o.r.Failed > tc.maxFailed || o.r.Started != o.r.Done {
+				if o.r.Failed != 0 || o.r.Started != o.r.Done {
 					t.Errorf("restart %d: %d failed; %d started, %d done", i+1, o.r.Failed, o.r.Started, o.r.Done)
 					all.Output += fmt.Sprintf("restart %d:\n%s\n", i+1, o.r.Output)
 				}
@@ -79,7 +78,7 @@ func TestH2loadAcrossRestarts(t *testing.T) {
 			t.Logf("signal -> old generation gone: %s", durations(gone))
 			// h2load counts a stream lost with its connection as started
 			// but not done, and leaves it out of "failed".
-			if all.Succeeded == 0 || all.Failed > restarts*tc.maxFailed || all.Errored != all.Failed || all.Timeout != 0 || all.Succeeded != all.Status2xx || all.Started != all.Done {
+			if all.Succeeded == 0 || all.Failed != 0 || all.Errored != 0 || all.Timeout != 0 || all.Succeeded != all.Status2xx || all.Started != all.Done {
 				t.Errorf("h2load across %d restarts: %v\n%s", restarts, &all, all.Output)
 			}
 			if body := s.get2(tc.scheme); !strings.Contains(body, fmt.Sprintf("generation=%d ", restarts+1)) {
