@@ -155,7 +155,9 @@
 //     control block they share (ready or given up, serving, hurry).
 //   - fds.go and listener.go: the sockets and files passed on, found again
 //     by address or name; the gated listener; the connections Serve counts.
-//   - http.go: Serve and the drain of HTTP/1 and HTTP/2.
+//   - http.go: Serve and the drain of HTTP/1 and HTTP/2; h2goaway.go: the
+//     PING and GOAWAY that move an HTTP/2 client on; h2tls.go: how Serve
+//     sees the frames of HTTP/2 over TLS.
 //   - drain.go: a process's drain and clean-up; takeback.go: the take-back.
 //   - output_unix.go: standard output and error, their reopening, and the
 //     capture of a new process's standard error.

@@ -57,14 +57,16 @@ type connKey struct{}
 // The drain stops accepting (the socket stays open in the new process,
 // where waiting connections are accepted), answers every further HTTP/1
 // request with "Connection: close", closes the idle keep-alive connections
-// once they have been idle for a moment, sends HTTP/2 clients GOAWAY, runs
-// the hooks of [http.Server.RegisterOnShutdown], and waits until every
-// connection has closed or the drain deadline passes; then it closes what
-// is left. A handler of a long-lived request ends it when
+// once they have been idle for a moment, sends HTTP/2 clients a PING and,
+// once they have answered it, GOAWAY, runs the hooks of
+// [http.Server.RegisterOnShutdown], and waits until every connection has
+// closed or the drain deadline passes; then it closes what is left. A handler of a long-lived request ends it when
 // [Daemon.Draining] is closed.
 //
 // Serve sets srv.Handler, srv.ConnState and srv.ConnContext to wrappers
-// around the ones already there.
+// around the ones already there, and puts its own function around
+// net/http's at srv.TLSNextProto["h2"], to see the frames of HTTP/2 over
+// TLS.
 func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
 	g := d.fds.served(ln)
 	if g == nil {

@@ -221,9 +221,11 @@ func TestRestartSignalStorm(t *testing.T) {
 	stop := make(chan struct{})
 	most := make(chan string, 1)
 	go func() {
-		// A process counts once seen in three samples in a row: Go's
-		// syscall package forks a short-lived probe child (CLONE_PIDFD)
-		// that carries its parent's command line until it exits.
+		// A process counts once it runs threads and was seen in three
+		// samples in a row: Go's syscall package forks a short-lived
+		// probe child (CLONE_PIDFD) that carries its parent's command
+		// line, one thread, until it exits, which on a busy machine can
+		// take a while.
 		streak := make(map[int]int)
 		seen := ""
 		for {
@@ -237,7 +239,7 @@ func TestRestartSignalStorm(t *testing.T) {
 			next := make(map[int]int, len(procs))
 			var stable []int
 			for _, p := range procs {
-				if next[p] = streak[p] + 1; next[p] >= 3 {
+				if next[p] = streak[p] + 1; next[p] >= 3 && threads(p) > 1 {
 					stable = append(stable, p)
 				}
 			}
@@ -276,12 +278,24 @@ func TestRestartSignalStorm(t *testing.T) {
 
 // describeProcs sums up processes for a message: pid, parent, state and
 // open descriptors.
+// threads returns how many threads pid runs, 0 if it is gone.
+func threads(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
+
 func describeProcs(pids []int) string {
 	var b strings.Builder
 	for _, pid := range pids {
 		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		fmt.Fprintf(&b, "  pid %d %+v, %d descriptors\n", pid, procStat(st), len(fds))
+		fmt.Fprintf(&b, "  pid %d %+v, %d descriptors, %d threads\n", pid, procStat(st), len(fds), threads(pid))
 	}
 	return b.String()
 }
