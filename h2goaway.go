@@ -40,11 +40,6 @@ var pingData = [8]byte{'d', 'a', 'e', 'm', 'o', 'n', 'i', 'z'}
 // pingFrame is the drain's PING.
 var pingFrame = append([]byte{0, 0, 8, 0x6, 0, 0, 0, 0, 0}, pingData[:]...)
 
-const (
-	frameTypePing = 0x6
-	flagAck       = 0x1
-)
-
 // How long, and how many bytes, the writes wait for the PING's ACK at most.
 const (
 	holdLimit = 100 * time.Millisecond
@@ -57,10 +52,24 @@ type frameCursor struct {
 	nhead int     // of which this many bytes have passed
 	left  int     // bytes of the frame's payload still to pass
 	whole int     // frames passed whole
+	block bool    // inside a header block, which no other frame may interrupt (RFC 9113, 6.10)
 }
 
-// between reports whether the cursor is between two frames, after one.
-func (c *frameCursor) between() bool { return c.nhead == 0 && c.left == 0 && c.whole > 0 }
+// Frame types and flags the cursor and the drain look at.
+const (
+	frameHeaders      = 0x1
+	framePushPromise  = 0x5
+	frameTypePing     = 0x6
+	frameContinuation = 0x9
+	flagAck           = 0x1
+	flagEndHeaders    = 0x4
+)
+
+// between reports whether a frame may go where the cursor is: between two
+// frames, after the first, outside a header block.
+func (c *frameCursor) between() bool {
+	return c.nhead == 0 && c.left == 0 && c.whole > 0 && !c.block
+}
 
 // advance passes the first bytes of p, up to the end of a frame's header or
 // of its payload; it returns how many, and whether a header ended there.
@@ -77,10 +86,22 @@ func (c *frameCursor) advance(p []byte) (n int, head bool) {
 		return n, false
 	}
 	c.nhead = 0
+	switch c.head[3] {
+	case frameHeaders, framePushPromise, frameContinuation:
+		c.block = c.head[4]&flagEndHeaders == 0
+	}
 	if c.left = int(c.head[0])<<16 | int(c.head[1])<<8 | int(c.head[2]); c.left == 0 {
 		c.whole++
 	}
 	return n, true
+}
+
+// pass passes all of p.
+func (c *frameCursor) pass(p []byte) {
+	for len(p) > 0 {
+		n, _ := c.advance(p)
+		p = p[n:]
+	}
 }
 
 // h2Sniff tells an HTTP/2 client by its preface.
@@ -117,13 +138,14 @@ type h2Frames struct {
 	acked   [8]byte // the payload
 	holding atomic.Bool
 
-	mu    sync.Mutex // the writing side
-	out   frameCursor
-	asked bool   // the GOAWAY was asked for
-	want  bool   // it waits for the next frame boundary
-	held  []byte // what net/http wrote after the PING
-	timer *time.Timer
-	sent  bool // the GOAWAY went out
+	mu     sync.Mutex // the writing side
+	out    frameCursor
+	asked  time.Time // when the GOAWAY was asked for
+	want   bool      // the PING waits for the next frame boundary
+	held   []byte    // what net/http wrote after the PING
+	timer  *time.Timer
+	sentAt time.Time // when the GOAWAY went out
+	err    error     // of a write the library made: the connection is broken
 }
 
 func newH2Frames(w func([]byte) (int, error)) *h2Frames { return &h2Frames{w: w} }
@@ -162,25 +184,43 @@ func (h *h2Frames) read(p []byte) bool {
 func (h *h2Frames) write(p []byte) (int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.holding.Load() {
+	switch {
+	case h.err != nil:
+		return 0, h.err
+	case h.holding.Load():
 		h.held = append(h.held, p...)
 		if len(h.held) >= holdBytes {
-			h.releaseLocked()
+			if err := h.releaseLocked(); err != nil {
+				return 0, err
+			}
 		}
 		return len(p), nil
+	case !h.sentAt.IsZero():
+		return h.w(p)
+	case !h.want:
+		n, err := h.w(p)
+		h.out.pass(p[:n])
+		return n, err
 	}
-	i := 0
-	for i < len(p) && !(h.want && h.out.between()) {
-		n, _ := h.out.advance(p[i:])
+	c, i := h.out, 0
+	for i < len(p) && !c.between() {
+		n, _ := c.advance(p[i:])
 		i += n
 	}
-	if !(h.want && h.out.between()) {
-		return h.w(p)
+	if !c.between() {
+		n, err := h.w(p)
+		h.out.pass(p[:n])
+		return n, err
 	}
 	n, err := h.w(append(p[:i:i], pingFrame...))
 	if err != nil {
+		h.out.pass(p[:min(n, i)])
+		if n > i {
+			h.err = err // part of the PING went out
+		}
 		return min(n, i), err
 	}
+	h.out = c
 	h.holdLocked(p[i:])
 	return len(p), nil
 }
@@ -200,48 +240,71 @@ func (h *h2Frames) release() {
 	h.releaseLocked()
 }
 
-func (h *h2Frames) releaseLocked() {
+// releaseLocked releases what was kept; an error breaks the connection,
+// and net/http meets it at its next write.
+func (h *h2Frames) releaseLocked() error {
 	if !h.holding.Load() {
-		return
+		return nil
 	}
 	h.timer.Stop()
-	h.holding.Store(false)
-	h.sent = true
+	h.sentAt = time.Now()
 	out := append(append([]byte{}, goAwayFirst...), h.held...)
 	h.held = nil
-	// An error here is the connection's: net/http meets it on its next
-	// read or write.
-	h.w(out)
+	_, err := h.w(out)
+	h.holding.Store(false) // only now may the drain close the connection
+	if err != nil {
+		h.err = err
+	}
+	return err
 }
 
 // goAway starts the PING and first GOAWAY: at once if the connection is
-// between two frames, else as soon as the frame being written is whole. It
-// reports whether it was asked for the first time. The write happens on its
-// own goroutine: a client that reads nothing blocks it, not the drain.
+// between two frames, else as soon as it is. It reports whether it was
+// asked for the first time. The write happens on its own goroutine: a
+// client that reads nothing blocks it, not the drain.
 func (h *h2Frames) goAway() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.asked {
+	if !h.asked.IsZero() {
 		return false
 	}
-	h.asked = true
+	h.asked = time.Now()
 	go func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		if h.err != nil {
+			return
+		}
 		if !h.out.between() {
 			h.want = true
 			return
 		}
-		if _, err := h.w(pingFrame); err == nil {
-			h.holdLocked(nil)
+		if n, err := h.w(pingFrame); err != nil {
+			if n > 0 {
+				h.err = err
+			}
+			return
 		}
+		h.holdLocked(nil)
 	}()
 	return true
+}
+
+// settled reports whether the first GOAWAY went out goAwayDelay ago or
+// more, or was asked for so long ago that it is not coming: the time a
+// client has to stop opening streams before net/http's GOAWAY.
+func (h *h2Frames) settled(now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.sentAt.IsZero() {
+		return now.Sub(h.sentAt) >= goAwayDelay
+	}
+	return !h.asked.IsZero() && now.Sub(h.asked) >= holdLimit+goAwayDelay
 }
 
 // sentGoAway reports whether the first GOAWAY went out.
 func (h *h2Frames) sentGoAway() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.sent
+	return !h.sentAt.IsZero()
 }

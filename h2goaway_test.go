@@ -3,6 +3,7 @@ package daemonize
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -18,13 +19,42 @@ func frame(typ, flags byte, payload []byte) []byte {
 	return append(f, payload...)
 }
 
-// frames makes n HTTP/2 frames of random lengths, none a PING.
+// frames makes n HTTP/2 frames of random lengths, none a PING, some of them
+// header blocks in several frames (HEADERS, then CONTINUATION, the last
+// with END_HEADERS).
 func frames(r *rand.Rand, n int) [][]byte {
 	var fs [][]byte
-	for range n {
-		fs = append(fs, frame(byte(r.IntN(6)), byte(r.IntN(256)), make([]byte, r.IntN(40))))
+	for len(fs) < n {
+		if r.IntN(4) > 0 {
+			typ := []byte{0x0, 0x2, 0x3, 0x4, 0x8}[r.IntN(5)]
+			fs = append(fs, frame(typ, byte(r.IntN(256)), make([]byte, r.IntN(40))))
+			continue
+		}
+		typ := byte(frameHeaders)
+		for k := r.IntN(3); k >= 0; k-- {
+			flags := byte(r.IntN(256)) &^ flagEndHeaders
+			if k == 0 {
+				flags |= flagEndHeaders
+			}
+			fs = append(fs, frame(typ, flags, make([]byte, r.IntN(40))))
+			typ = frameContinuation
+		}
 	}
 	return fs
+}
+
+// boundaries returns the offsets in the joined frames where another frame
+// may go: after a frame, outside a header block.
+func boundaries(fs [][]byte) map[int]bool {
+	at := make(map[int]bool)
+	off := 0
+	for _, f := range fs {
+		off += len(f)
+		if f[3] != frameHeaders && f[3] != frameContinuation || f[4]&flagEndHeaders != 0 {
+			at[off] = true
+		}
+	}
+	return at
 }
 
 // sink is a connection's writing end, as goAway's goroutine and the hold's
@@ -48,8 +78,8 @@ func (s *sink) bytes() []byte {
 
 // TestH2FramesPingThenGoAway writes random frames in random pieces, the
 // drain asking for the GOAWAY at a random byte: the PING goes at the next
-// frame boundary, nothing follows it until the ACK, then the GOAWAY comes
-// first and the frames, unchanged.
+// frame boundary outside a header block, nothing follows it until the ACK,
+// then the GOAWAY comes first and the frames, unchanged.
 func TestH2FramesPingThenGoAway(t *testing.T) {
 	pingGoAway := append(bytes.Clone(pingFrame), goAwayFirst...)
 	for seed := range uint64(200) {
@@ -95,13 +125,8 @@ func TestH2FramesPingThenGoAway(t *testing.T) {
 		if !bytes.Equal(append(got[:at:at], got[at+len(pingGoAway):]...), stream) {
 			t.Fatalf("seed %d: frames changed around the PING and GOAWAY", seed)
 		}
-		off, boundary := 0, false
-		for _, f := range fs {
-			off += len(f)
-			boundary = boundary || off == at
-		}
-		if !boundary {
-			t.Errorf("seed %d: PING at byte %d, not between two frames", seed, at)
+		if !boundaries(fs)[at] {
+			t.Errorf("seed %d: PING at byte %d, not between two frames outside a header block", seed, at)
 		}
 	}
 }
@@ -113,7 +138,7 @@ func waitGoAway(t *testing.T, h *h2Frames) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		h.mu.Lock()
-		done := h.holding.Load() || h.sent || h.want
+		done := h.holding.Load() || !h.sentAt.IsZero() || h.want
 		h.mu.Unlock()
 		if done {
 			return
@@ -179,5 +204,87 @@ func TestH2FramesNotHTTP2(t *testing.T) {
 	var s h2Sniff
 	if rest := s.look([]byte("GET / HTTP/1.1\r\n")); !s.not || s.is || rest != nil {
 		t.Errorf("an HTTP/1 request taken for HTTP/2: not %v, is %v", s.not, s.is)
+	}
+}
+
+// TestH2FramesShortWrite: a write that is cut short moves the cursor by
+// what went out only, so that net/http's retry of the rest (as with
+// WriteByteTimeout) leaves the PING at a real boundary; a PING cut short
+// breaks the connection for good.
+func TestH2FramesShortWrite(t *testing.T) {
+	var out sink
+	short := 0 // bytes the next write lets through, when > 0
+	errShort := errors.New("short write")
+	h := newH2Frames(func(p []byte) (int, error) {
+		if short > 0 && short < len(p) {
+			n, _ := out.write(p[:short])
+			short = 0
+			return n, errShort
+		}
+		return out.write(p)
+	})
+	one, two := frame(0x0, 0, make([]byte, 20)), frame(0x0, 0, make([]byte, 20))
+	h.write(frame(0x4, 0, nil))
+	short = 5
+	if n, err := h.write(one); n != 5 || err != errShort {
+		t.Fatalf("short write: %d, %v", n, err)
+	}
+	h.write(one[5:]) // net/http's retry
+	h.goAway()
+	waitGoAway(t, h)
+	if !h.holding.Load() {
+		t.Fatal("the PING did not go out at the boundary after the retried frame")
+	}
+	h.release()
+	h.write(two)
+	want := bytes.Join([][]byte{frame(0x4, 0, nil), one, pingFrame, goAwayFirst, two}, nil)
+	if got := out.bytes(); !bytes.Equal(got, want) {
+		t.Fatalf("wrote %q, want %q", got, want)
+	}
+
+	var out2 sink
+	h = newH2Frames(func(p []byte) (int, error) {
+		if bytes.HasSuffix(p, pingFrame) {
+			n, _ := out2.write(p[:len(p)-3])
+			return n, errShort
+		}
+		return out2.write(p)
+	})
+	h.write(frame(0x4, 0, nil))
+	h.write(one[:10])
+	h.goAway()
+	waitGoAway(t, h)
+	if _, err := h.write(one[10:]); err != errShort {
+		t.Fatalf("write with the PING cut short: %v", err)
+	}
+	if n, err := h.write(two); n != 0 || err != errShort {
+		t.Errorf("write after the PING was cut short: %d, %v; want the connection broken", n, err)
+	}
+}
+
+// TestH2FramesSettled: net/http's GOAWAY waits goAwayDelay after the first
+// went out, or after holdLimit and goAwayDelay for one that never does.
+func TestH2FramesSettled(t *testing.T) {
+	var out sink
+	h := newH2Frames(out.write)
+	now := time.Now()
+	if h.settled(now) {
+		t.Error("settled before the GOAWAY was asked for")
+	}
+	h.write(frame(0x4, 0, nil))
+	h.write(frame(0x1, 0, nil)) // a header block begins: no PING yet
+	h.goAway()
+	waitGoAway(t, h)
+	if h.holding.Load() {
+		t.Fatal("the PING went inside a header block")
+	}
+	if at := time.Now(); h.settled(at) || !h.settled(at.Add(holdLimit+goAwayDelay)) {
+		t.Error("a GOAWAY that is not coming does not settle after holdLimit+goAwayDelay")
+	}
+	h.write(frame(frameContinuation, flagEndHeaders, nil))
+	h.release()
+	at := time.Now()
+	if h.settled(at) || !h.settled(at.Add(goAwayDelay)) {
+		t.Error("a GOAWAY sent does not settle goAwayDelay later")
 	}
 }

@@ -41,7 +41,10 @@ var h2Taken sync.Map
 // up when Serve starts, before it accepts: Serve calls this from
 // ConnContext, before its first connection is served, once per server.
 func takeH2(srv *http.Server) {
-	once, _ := h2Taken.LoadOrStore(srv, new(sync.Once))
+	once, ok := h2Taken.Load(srv)
+	if !ok {
+		once, _ = h2Taken.LoadOrStore(srv, new(sync.Once))
+	}
 	once.(*sync.Once).Do(func() {
 		serveTLS, handoff := srv.TLSNextProto["h2"], srv.TLSNextProto[nextProtoHandoff]
 		if serveTLS == nil || handoff == nil {

@@ -40,7 +40,8 @@ const (
 
 // goAwayDelay is how long HTTP/2 clients get, after the first GOAWAY, to
 // stop opening streams before net/http's GOAWAY names the last one: a round
-// trip, with room.
+// trip, with room (the first went out once the client answered the PING
+// that preceded it).
 const goAwayDelay = 200 * time.Millisecond
 
 // connKey finds a request's connection in its context.
@@ -201,18 +202,15 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 	tick := time.NewTicker(hurryGrace / 2)
 	defer tick.Stop()
 	shutdown := false
-	var goneAway time.Time // when the last first GOAWAY went out
 	for s.conns.open.Load() > 0 {
-		if s.goAway() {
-			goneAway = time.Now()
-		}
+		s.goAway()
 		// While a take-back can come, the server must stay able to serve
 		// again: it ends its HTTP/2 connections itself, and calls
 		// Shutdown only for hijacked ones, which may wait for its
 		// RegisterOnShutdown hooks.
 		keep := s.d.canTakeBack()
 		h1Left, hijacked := s.closeIdle(s.d.hurrying(), keep)
-		if !h1Left && !shutdown && (!keep || hijacked) && time.Since(goneAway) >= goAwayDelay && s.d.giveUpTakeBack(ctx) {
+		if !h1Left && !shutdown && (!keep || hijacked) && s.goneAway() && s.d.giveUpTakeBack(ctx) {
 			// Only HTTP/2 and hijacked connections are left, and the
 			// HTTP/2 clients the library could tell have stopped opening
 			// streams: net/http's GOAWAY, and the hooks of
@@ -240,16 +238,28 @@ func (s *httpDrain) drainOnce(ctx context.Context) error {
 	return nil
 }
 
-// goAway sends the first of the two GOAWAYs to the HTTP/2 connections whose
-// frames the library sees, and reports whether it asked for any.
-func (s *httpDrain) goAway() bool {
+// goAway asks for the PING and first GOAWAY on the HTTP/2 connections
+// whose frames the library sees.
+func (s *httpDrain) goAway() {
 	s.conns.mu.Lock()
 	defer s.conns.mu.Unlock()
-	sent := false
 	for tc := range s.conns.conns {
-		sent = tc.goAway() || sent
+		tc.goAway()
 	}
-	return sent
+}
+
+// goneAway reports whether the clients of those connections have had
+// goAwayDelay, since their first GOAWAY, to stop opening streams.
+func (s *httpDrain) goneAway() bool {
+	now := time.Now()
+	s.conns.mu.Lock()
+	defer s.conns.mu.Unlock()
+	for tc := range s.conns.conns {
+		if f := tc.frames.Load(); f != nil && !f.settled(now) {
+			return false
+		}
+	}
+	return true
 }
 
 // closeIdle closes the connections that are idle, and have been for

@@ -214,10 +214,11 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 }
 
 // goAway sends an HTTP/2 connection the PING and the first GOAWAY of the
-// graceful two, and reports whether it could.
-func (c *trackedConn) goAway() bool {
-	f := c.frames.Load()
-	return f != nil && f.goAway()
+// graceful two.
+func (c *trackedConn) goAway() {
+	if f := c.frames.Load(); f != nil {
+		f.goAway()
+	}
 }
 
 // holding reports whether an HTTP/2 connection keeps net/http's writes
@@ -241,10 +242,10 @@ func (c *trackedConn) CloseWrite() error {
 }
 
 func (c *trackedConn) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok && !c.cleartH2.Load() {
 		return rf.ReadFrom(r)
 	}
-	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+	return io.Copy(struct{ io.Writer }{c}, r) // through Write, for HTTP/2's frames
 }
 
 func (c *trackedConn) SyscallConn() (syscall.RawConn, error) {
