@@ -535,8 +535,13 @@ func (d *Daemon) becomeReady() error {
 	// Accept before telling the old process, which then stops accepting:
 	// there is no moment when nobody accepts. The pid file names this
 	// process before the old one learns it is ready, so that it never
-	// names a process that has exited.
+	// names a process that has exited. On a first start the status says
+	// ready before the pid file appears, so that whoever waits for the pid
+	// file finds the status ready with it.
 	close(d.readyC)
+	if d.parent == 0 {
+		d.status.set(func(st *Status) { st.State = StateReady })
+	}
 	if d.pid != nil {
 		if err := d.pid.write(os.Getpid()); err != nil {
 			return err
@@ -549,9 +554,7 @@ func (d *Daemon) becomeReady() error {
 	// Ready into the log.
 	parentGone := d.parent != 0 && os.Getppid() != d.parent
 	d.logError(d.out.release(parentGone))
-	if d.parent == 0 {
-		d.status.set(func(st *Status) { st.State = StateReady })
-	} else {
+	if d.parent != 0 {
 		// The old process writes this same status once it learns that we
 		// are ready, keeping the write off the restart's critical path;
 		// unless it is gone already.
