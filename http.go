@@ -266,9 +266,10 @@ func (s *httpDrain) goneAway() bool {
 // idleGrace, or hurryGrace with hurry: the HTTP/1 ones, and with h2 the
 // HTTP/2 ones once net/http says so (StateIdle: no stream open; a handler
 // that has returned does not make its stream done, the response may still
-// wait in the write queue). Without h2, net/http's Shutdown ends those. It
-// reports whether HTTP/1 connections (or ones whose protocol is not known
-// yet) are left, and hijacked ones.
+// wait in the write queue), and not before goAwayDelay after the GOAWAY
+// where the library sends one. Without h2, net/http's Shutdown ends those.
+// It reports whether HTTP/1 connections (or ones whose protocol is not
+// known yet) are left, and hijacked ones.
 func (s *httpDrain) closeIdle(hurry, h2 bool) (h1Left, hijacked bool) {
 	now, grace := time.Now().UnixNano(), int64(idleGrace)
 	if hurry {
@@ -287,6 +288,9 @@ func (s *httpDrain) closeIdle(hurry, h2 bool) (h1Left, hijacked bool) {
 			continue
 		}
 		h1Left = h1Left || !isH2
+		if f := tc.frames.Load(); f != nil && !f.settled(time.Unix(0, now)) {
+			continue // its client is told first, with the PING and GOAWAY
+		}
 		idle := st == http.StateIdle || st == http.StateNew && !isH2
 		// A request that has arrived, unread, keeps it open, and so do
 		// responses kept until the client acknowledges the drain's PING.

@@ -156,7 +156,7 @@ func TestH2ResponseInFlightAcrossDrain(t *testing.T) {
 
 // TestH2StreamCrossingGoAway: a client of cleartext HTTP/2 opens a stream
 // just as the drain's GOAWAY reaches it (a request on its way when the
-// GOAWAY was sent). The first GOAWAY comes right after a PING, once the
+// GOAWAY was sent), after its connection was idle for a while. The first GOAWAY comes right after a PING, once the
 // client has answered it. The old process must answer the stream: its
 // first GOAWAY names the highest stream id there can be, refusing nothing
 // (RFC 9113 section 6.8); a later one, if any, names a last stream no lower
@@ -208,6 +208,10 @@ func TestH2StreamCrossingGoAway(t *testing.T) {
 	writeH2Frame(conn, h2Headers, h2EndStream|h2EndHeaders, 1, block)
 	read(ended(1))
 
+	// Idle for longer than the drain's idle grace (250 ms), as on a busy
+	// machine where the restart takes that long: the client is still told
+	// before its connection is closed.
+	time.Sleep(300 * time.Millisecond)
 	s.signal(pid, syscall.SIGUSR1)
 	var first, before h2Frame
 	read(func(f h2Frame) bool {
