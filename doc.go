@@ -51,7 +51,10 @@
 //     generation runs it). So a storm of requests makes at most two
 //     attempts, and a deploy's request is never answered by an attempt that
 //     ran the previous binary. A request made while the previous generation
-//     still drains makes it hurry, and starts once it has exited.
+//     still drains makes it hurry, and starts once it has exited. A request
+//     the process refuses (as PID 1 without Supervise, after a take-back,
+//     while it stops) is answered by the refusal: Restart's error, or the
+//     status file's last restart for a signal.
 //   - The pid file always names the generation that serves new work: the old
 //     one until the new one is ready, then (replaced atomically) the new one.
 //     It is removed when the last generation stops.

@@ -70,6 +70,9 @@ type world interface {
 	handOver(a *attempt)
 	// restartFailed reports the failure of a.
 	restartFailed(a *attempt, err error)
+	// restartRefused reports a restart asked for by signal that this
+	// process refuses.
+	restartRefused(err error)
 
 	// drain starts draining, for a stop (final) or after a hand-over; its
 	// end comes back as drained with epoch.
@@ -261,7 +264,7 @@ func (l *lifecycle) onRestart(reply chan<- error) {
 		if reply != nil {
 			reply <- err
 		} else {
-			l.log.Warn(err.Error())
+			l.w.restartRefused(err)
 		}
 	}
 	switch l.st {

@@ -44,6 +44,7 @@ func (f *fakeWorld) abortAttempt(a *attempt)             { f.call("abortAttempt 
 func (f *fakeWorld) exeChanged(*attempt) bool            { return f.changed }
 func (f *fakeWorld) handOver(a *attempt)                 { f.call("handOver %d to %d", a.n, a.pid) }
 func (f *fakeWorld) restartFailed(a *attempt, err error) { f.call("restartFailed %d", a.n) }
+func (f *fakeWorld) restartRefused(err error)            { f.call("restartRefused") }
 func (f *fakeWorld) drain(final bool, epoch int) {
 	f.call("drain final=%v", final)
 	f.drained = append(f.drained, final)
@@ -316,6 +317,10 @@ func TestLifecycleSuccessorDies(t *testing.T) {
 		if err := reply(t, restart(l)); !errors.Is(err, ErrHandedOver) {
 			t.Errorf("Restart after a take-back: %v", err)
 		}
+		l.onSignal(sigRestart)
+		if f.count("restartRefused") != 1 || f.count("startAttempt") != 1 {
+			t.Errorf("calls %v: SIGUSR1 after a take-back is refused where a deploy tool sees it", f.calls)
+		}
 		l.handle(evStop{})
 		if l.st != stopping {
 			t.Errorf("Stop after a take-back: state %s", l.st)
@@ -376,8 +381,8 @@ func TestLifecyclePID1(t *testing.T) {
 		t.Errorf("Restart as PID 1: %v", err)
 	}
 	l.onSignal(sigRestart)
-	if f.count("startAttempt") != 0 || l.st != serving {
-		t.Errorf("calls %v, state %s: PID 1 keeps serving", f.calls, l.st)
+	if f.count("startAttempt") != 0 || l.st != serving || f.count("restartRefused") != 1 {
+		t.Errorf("calls %v, state %s: PID 1 refuses where a deploy tool sees it, and keeps serving", f.calls, l.st)
 	}
 }
 

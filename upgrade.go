@@ -212,3 +212,14 @@ func (d *Daemon) restartFailed(a *attempt, err error) {
 	d.log.Error(err.Error())
 	d.logError(d.notify.send("READY=1", "STATUS=restart failed, still "+d.describe()+": "+truncate(oneLine(re.Error()), 200)))
 }
+
+// restartRefused reports a restart asked for by signal that this process
+// refuses: in the log, and in the status file, where a deploy tool that sent
+// the signal waits for its answer.
+func (d *Daemon) restartRefused(err error) {
+	now := time.Now()
+	d.status.set(func(st *Status) {
+		st.LastRestart = &RestartStatus{Attempt: st.Restarts, Started: now, Ended: now, Covers: now, OldPID: os.Getpid(), Error: err.Error()}
+	})
+	d.log.Warn(err.Error())
+}

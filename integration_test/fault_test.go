@@ -200,11 +200,16 @@ func TestCrashAfterHandOver(t *testing.T) {
 	}
 	why := fmt.Sprintf("new process %d exited after it took over; pid %d took the service back", child, pid)
 	s.checkStillServing(pid, why)
-	// It cannot hand over again, and says so; a stop works as ever.
+	// It cannot hand over again, and says so, in the log and to a deploy
+	// tool, which gets the refusal as its answer; a stop works as ever.
 	s.signal(pid, syscall.SIGUSR1)
 	waitFor(t, 10*time.Second, "the refusal", func() bool {
 		return strings.Contains(s.read(s.stderr), "took the service back after its successor died")
 	})
+	code, out := tool(t, "restart", "-pidfile", s.pidFile, "-timeout", "20s")
+	if code != 1 || !strings.Contains(out, "took the service back after its successor died") {
+		t.Errorf("daemonize restart after the take-back: exit %d, %q; want 1 and the refusal", code, out)
+	}
 	s.signal(pid, syscall.SIGTERM)
 	if code := mustExit(t, pid, 20*time.Second); code != 0 {
 		t.Errorf("exit %d", code)

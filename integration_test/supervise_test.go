@@ -152,6 +152,10 @@ func TestPID1RefusesRestart(t *testing.T) {
 		b, _ := os.ReadFile(u.stderr)
 		return strings.Contains(string(b), "restart refused: this process is PID 1") && strings.Contains(string(b), "Options.Supervise")
 	})
+	// A deploy tool that sent the signal finds the refusal as its answer.
+	if st, err := daemonize.ReadStatus(u.pidFile); err != nil || st.LastRestart == nil || st.LastRestart.OK || !strings.Contains(st.LastRestart.Error, "Options.Supervise") {
+		t.Errorf("status after the refusal: %+v, %v", st, err)
+	}
 	if got := servingPID(u.addr); got != 1 {
 		t.Errorf("after the refused restart, pid %d serves; want 1", got)
 	}
