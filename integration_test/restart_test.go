@@ -666,7 +666,11 @@ func TestRestartSignalBeforeReady(t *testing.T) {
 // TestBackToBackRestartsHurry restarts again as soon as each new process
 // serves, under load: each restart is asked of a process whose predecessor
 // still drains, which makes that one hurry (close its idle connections
-// sooner) and starts once it has exited. No request may fail.
+// sooner) and starts once it has exited. No request may fail, but for the
+// race the README documents: a keep-alive client that sends on a
+// connection it left unused for the hurried grace (100 ms), as a client
+// starved of CPU on a busy machine does, can meet the close of that idle
+// connection. Such a request is counted apart, and only it may fail.
 func TestBackToBackRestartsHurry(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, exampleBin)
@@ -676,7 +680,7 @@ func TestBackToBackRestartsHurry(t *testing.T) {
 	results := make(chan *load.Result, 1)
 	go func() {
 		results <- load.Run(ctx, load.Config{Addr: s.addr, KeepAlive: 3, NewConn: 2, Slow: 1,
-			SlowPath: "/sleep?d=50ms", MaxDuration: scale(5 * time.Minute)})
+			SlowPath: "/sleep?d=50ms", MaxDuration: scale(5 * time.Minute), IdleRace: 100 * time.Millisecond})
 	}()
 	for range 30 {
 		s.signal(pid, syscall.SIGUSR1)
@@ -689,7 +693,7 @@ func TestBackToBackRestartsHurry(t *testing.T) {
 	cancel()
 	res := <-results
 	t.Logf("30 back-to-back restarts under load: %v", res)
-	if res.Failed != 0 || res.Requests == 0 {
+	if res.Failed != res.IdleRaced || res.Requests == 0 {
 		t.Errorf("load: %v; first errors %q", res, res.FirstErrs)
 	}
 	if n := strings.Count(s.read(s.stderr), "asking it to hurry"); n == 0 {

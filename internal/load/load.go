@@ -34,17 +34,26 @@ type Config struct {
 	MaxDuration time.Duration // stop after this long; required
 	Timeout     time.Duration // per request; 0: 30s
 	RecordEnds  bool          // keep the end time of each successful fast request in Result.Ends
+	// IdleRace is the server's idle grace: a failed request sent on a
+	// keep-alive connection this long or more after the previous response
+	// on it was read counts in Result.IdleRaced too. 0: none does.
+	IdleRace time.Duration
 }
 
 // Result counts what happened.
 type Result struct {
-	Requests  int64            // requests completed or failed
-	Failed    int64            // requests that got no complete 200 response
-	Failures  map[string]int64 // failed requests by kind
-	FirstErrs []string         // a few failures, for a message
-	FailedAt  []time.Time      // when the first failures happened, up to maxFailedAt
-	Latencies []time.Duration  // of successful fast requests
-	Ends      []time.Time      // when each successful fast request ended, with Config.RecordEnds; in no particular order
+	Requests int64            // requests completed or failed
+	Failed   int64            // requests that got no complete 200 response
+	Failures map[string]int64 // failed requests by kind
+	// IdleRaced counts the failed requests that met the race a server's
+	// close of an idle keep-alive connection always has with a client
+	// sending on it: sent on a reused connection Config.IdleRace or more
+	// after the previous response on it was read (a client starved of CPU).
+	IdleRaced int64
+	FirstErrs []string        // a few failures, for a message
+	FailedAt  []time.Time     // when the first failures happened, up to maxFailedAt
+	Latencies []time.Duration // of successful fast requests
+	Ends      []time.Time     // when each successful fast request ended, with Config.RecordEnds; in no particular order
 	Elapsed   time.Duration
 }
 
@@ -88,7 +97,7 @@ func Run(ctx context.Context, c Config) *Result {
 		budget--
 		return true
 	}
-	record := func(err error, lat time.Duration, fast bool) {
+	record := func(err error, lat time.Duration, fast, idleRaced bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		r.Requests++
@@ -103,6 +112,9 @@ func Run(ctx context.Context, c Config) *Result {
 		}
 		r.Failed++
 		r.Failures[Kind(err)]++
+		if idleRaced {
+			r.IdleRaced++
+		}
 		if len(r.FailedAt) < maxFailedAt {
 			r.FailedAt = append(r.FailedAt, time.Now())
 		}
@@ -115,6 +127,7 @@ func Run(ctx context.Context, c Config) *Result {
 	client := func(path string, keepAlive, fast bool) {
 		defer wg.Done()
 		var cn *conn
+		var read time.Time // when the previous response on cn was read
 		defer func() {
 			if cn != nil {
 				cn.Close()
@@ -122,18 +135,21 @@ func Run(ctx context.Context, c Config) *Result {
 		}()
 		for take() {
 			t0 := time.Now()
+			reused := cn != nil
 			if cn == nil {
 				var err error
 				if cn, err = dial(ctx, c.Addr); err != nil {
 					if ctx.Err() == nil {
-						record(err, 0, fast)
+						record(err, 0, fast, false)
 						time.Sleep(time.Millisecond) // a refused client does not spin
 					}
 					continue
 				}
 			}
+			idle := reused && c.IdleRace > 0 && t0.Sub(read) >= c.IdleRace
 			closeAfter, err := cn.get(path, c.Timeout)
-			record(err, time.Since(t0), fast)
+			read = time.Now()
+			record(err, read.Sub(t0), fast, idle)
 			if err != nil || closeAfter || !keepAlive {
 				cn.Close()
 				cn = nil
@@ -231,5 +247,9 @@ func Percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 func (r *Result) String() string {
-	return fmt.Sprintf("%d requests, %d failed %v in %s", r.Requests, r.Failed, r.Failures, r.Elapsed.Round(time.Millisecond))
+	s := fmt.Sprintf("%d requests, %d failed %v in %s", r.Requests, r.Failed, r.Failures, r.Elapsed.Round(time.Millisecond))
+	if r.IdleRaced > 0 {
+		s += fmt.Sprintf(" (%d sent on a connection left idle, see Config.IdleRace)", r.IdleRaced)
+	}
+	return s
 }
