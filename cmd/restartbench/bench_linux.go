@@ -55,7 +55,7 @@ func (b *bench) build(ctx context.Context) error {
 				needExample = needExample || s == serverLibrary
 				needServer = needServer || s != serverLibrary
 			}
-		case partLower:
+		case partLower, partSupervise:
 			needExample = true
 		case partGap, partIdle:
 			for _, srv := range b.cfg.Servers {

@@ -42,6 +42,11 @@
 //     in alternating rounds with keep-alive clients.
 //   - scale: the library's hand-off time with 1, 10, 100 and 1000
 //     inherited listeners (-listeners).
+//   - supervise: examples/httpserver restarted -supervise-restarts times
+//     with -supervise and as many without, in turns and without load, from
+//     the signal until a new generation answers GET /; and the
+//     supervisor's resident memory and CPU time at rest and over the
+//     restarts.
 //
 // It prints a report, or JSON with -json (every figure of the report, for a
 // job that keeps the trend), and the goals it measures against, each met or
@@ -63,7 +68,7 @@
 //
 //	go run ./cmd/restartbench -restarts 2 -clients 2 -slow 1 -sleep 200ms -steady 1s -duration 3s \
 //		-gap-restarts 2 -gap-every 500ms -h2-duration 2s -h2-restarts 1 -idle-rounds 1 \
-//		-lower-runs 3 -rounds 1 -round 500ms -listeners 1,100 -scale-restarts 1
+//		-lower-runs 3 -rounds 1 -round 500ms -listeners 1,100 -scale-restarts 1 -supervise-restarts 2
 //
 // The full comparison with the defaults takes about five minutes on two
 // cores:

@@ -21,13 +21,14 @@ import (
 
 // The parts of a run, and the servers of the restart part.
 const (
-	partRestart  = "restart"
-	partLower    = "lower"
-	partOverhead = "overhead"
-	partScale    = "scale"
-	partGap      = "gap"
-	partH2       = "h2"
-	partIdle     = "idle"
+	partRestart   = "restart"
+	partLower     = "lower"
+	partOverhead  = "overhead"
+	partScale     = "scale"
+	partGap       = "gap"
+	partH2        = "h2"
+	partIdle      = "idle"
+	partSupervise = "supervise"
 
 	serverLibrary   = "daemonize"
 	serverTableflip = "tableflip"
@@ -35,35 +36,36 @@ const (
 )
 
 var (
-	allParts   = []string{partRestart, partGap, partH2, partIdle, partLower, partOverhead, partScale}
+	allParts   = []string{partRestart, partGap, partH2, partIdle, partLower, partOverhead, partScale, partSupervise}
 	allServers = []string{serverLibrary, serverTableflip, serverNaive}
 )
 
 // config is what the flags set.
 type config struct {
-	Parts         []string      `json:"parts"`
-	Servers       []string      `json:"servers"`
-	Clients       int           `json:"clients"`
-	Slow          int           `json:"slow_clients"`
-	Sleep         time.Duration `json:"sleep"`
-	Restarts      int           `json:"restarts"`
-	Requests      int64         `json:"max_requests"`
-	Duration      time.Duration `json:"duration"`
-	Steady        time.Duration `json:"steady"`
-	Timeout       time.Duration `json:"timeout"`
-	LowerRuns     int           `json:"lower_runs"`
-	Rounds        int           `json:"rounds"`
-	Round         time.Duration `json:"round"`
-	Listeners     []int         `json:"listeners"`
-	ScaleRestarts int           `json:"scale_restarts"`
-	GapClients    int           `json:"gap_clients"`
-	GapRestarts   int           `json:"gap_restarts"`
-	GapEvery      time.Duration `json:"gap_every"`
-	H2Clients     int           `json:"h2_connections"`
-	H2Streams     int           `json:"h2_streams"`
-	H2Duration    time.Duration `json:"h2_duration"`
-	H2Restarts    int           `json:"h2_restarts"`
-	IdleRounds    int           `json:"idle_rounds"`
+	Parts             []string      `json:"parts"`
+	Servers           []string      `json:"servers"`
+	Clients           int           `json:"clients"`
+	Slow              int           `json:"slow_clients"`
+	Sleep             time.Duration `json:"sleep"`
+	Restarts          int           `json:"restarts"`
+	Requests          int64         `json:"max_requests"`
+	Duration          time.Duration `json:"duration"`
+	Steady            time.Duration `json:"steady"`
+	Timeout           time.Duration `json:"timeout"`
+	LowerRuns         int           `json:"lower_runs"`
+	Rounds            int           `json:"rounds"`
+	Round             time.Duration `json:"round"`
+	Listeners         []int         `json:"listeners"`
+	ScaleRestarts     int           `json:"scale_restarts"`
+	SuperviseRestarts int           `json:"supervise_restarts"`
+	GapClients        int           `json:"gap_clients"`
+	GapRestarts       int           `json:"gap_restarts"`
+	GapEvery          time.Duration `json:"gap_every"`
+	H2Clients         int           `json:"h2_connections"`
+	H2Streams         int           `json:"h2_streams"`
+	H2Duration        time.Duration `json:"h2_duration"`
+	H2Restarts        int           `json:"h2_restarts"`
+	IdleRounds        int           `json:"idle_rounds"`
 
 	JSON bool   `json:"-"`
 	Src  string `json:"-"`
@@ -92,6 +94,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.Rounds, "rounds", 8, "`n` rounds on each server in the overhead part")
 	fs.DurationVar(&c.Round, "round", 2*time.Second, "length of a round in the overhead part")
 	fs.IntVar(&c.ScaleRestarts, "scale-restarts", 5, "restart `n` times for each listener count in the scale part")
+	fs.IntVar(&c.SuperviseRestarts, "supervise-restarts", 10, "restart `n` times with and n times without -supervise in the supervise part")
 	fs.IntVar(&c.GapClients, "gap-clients", 32, "`n` clients in the gap part, half keep-alive, half with a new connection per request")
 	fs.IntVar(&c.GapRestarts, "gap-restarts", 10, "restart each server `k` times in the gap part")
 	fs.DurationVar(&c.GapEvery, "gap-every", time.Second, "time between restarts in the gap part")
@@ -138,6 +141,7 @@ func parseFlags(args []string) (config, error) {
 		{"-rounds must be at least 1", c.Rounds >= 1},
 		{"-round must be positive", c.Round > 0},
 		{"-scale-restarts must be at least 1", c.ScaleRestarts >= 1},
+		{"-supervise-restarts must be at least 1", c.SuperviseRestarts >= 1},
 		{"-gap-clients must be at least 2", c.GapClients >= 2},
 		{"-gap-restarts must be at least 1", c.GapRestarts >= 1},
 		{"-gap-every must be positive", c.GapEvery > 0},
@@ -244,6 +248,8 @@ func run() int {
 			rep.Overhead = []*overheadResult{b.overheadPart(ctx, false), b.overheadPart(ctx, true)}
 		case partScale:
 			rep.Scale = b.scalePart(ctx)
+		case partSupervise:
+			rep.Supervise = b.supervisePart(ctx)
 		}
 	}
 	rep.Interrupted = ctx.Err() != nil

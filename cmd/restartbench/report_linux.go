@@ -17,17 +17,18 @@ import (
 // report is everything one run measured. In JSON, durations are in
 // nanoseconds and rates in requests per second.
 type report struct {
-	Go       string            `json:"go"`
-	CPUs     int               `json:"cpus"`
-	Config   config            `json:"config"`
-	Restart  []*restartResult  `json:"restart,omitempty"`
-	Gap      []*gapResult      `json:"gap,omitempty"`
-	H2       []*h2Result       `json:"h2,omitempty"`
-	Idle     []*idleResult     `json:"idle,omitempty"`
-	Lower    *lowerResult      `json:"lower_bound,omitempty"`
-	Overhead []*overheadResult `json:"overhead,omitempty"`
-	Scale    []*scaleResult    `json:"scale,omitempty"`
-	Goals    []goal            `json:"goals"`
+	Go        string            `json:"go"`
+	CPUs      int               `json:"cpus"`
+	Config    config            `json:"config"`
+	Restart   []*restartResult  `json:"restart,omitempty"`
+	Gap       []*gapResult      `json:"gap,omitempty"`
+	H2        []*h2Result       `json:"h2,omitempty"`
+	Idle      []*idleResult     `json:"idle,omitempty"`
+	Lower     *lowerResult      `json:"lower_bound,omitempty"`
+	Overhead  []*overheadResult `json:"overhead,omitempty"`
+	Scale     []*scaleResult    `json:"scale,omitempty"`
+	Supervise *superviseResult  `json:"supervise,omitempty"`
+	Goals     []goal            `json:"goals"`
 
 	Interrupted bool `json:"interrupted,omitempty"`
 }
@@ -420,6 +421,9 @@ func (r *report) print(w io.Writer) {
 		if l.Error != "" {
 			fmt.Fprintf(w, "  ERROR: %s\n", l.Error)
 		}
+	}
+	if r.Supervise != nil {
+		r.Supervise.print(w)
 	}
 	for _, o := range r.Overhead {
 		fmt.Fprintf(w, "\nSteady-state overhead: %d %s, %d alternating rounds of %s on each server:\n", o.Clients, o.clients(), o.Rounds, o.Round)
