@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/daemonize-dev/daemonize"
 )
 
 // superviseResult compares restarts with and without Options.Supervise,
@@ -29,8 +31,9 @@ type superviseResult struct {
 }
 
 // supervisePart restarts the example with and without -supervise, in turns
-// and without load: signal -> a new generation answers GET /. The
-// supervised one's signal goes to the supervisor, which passes it on.
+// and without load: signal -> the status file names a new generation and
+// it answers GET /. The supervised one's signal goes to the supervisor,
+// which passes it on.
 func (b *bench) supervisePart(ctx context.Context) *superviseResult {
 	n := b.cfg.SuperviseRestarts
 	r := &superviseResult{Restarts: n}
@@ -60,13 +63,13 @@ func (b *bench) supervisePart(ctx context.Context) *superviseResult {
 	r.CPUAtRest = cpu1 - cpu0
 	var ps, ss []time.Duration
 	for range n {
-		ready, _, err := plain.restart(ctx)
+		ready, err := plain.restartByStatus(ctx, plain.pid)
 		if err != nil {
 			r.Error = err.Error()
 			break
 		}
 		ps = append(ps, ready)
-		ready, err = sup.restartSupervised(ctx, supervisor)
+		ready, err = sup.restartByStatus(ctx, supervisor)
 		if err != nil {
 			r.Error = err.Error()
 			break
@@ -108,17 +111,25 @@ func (s *server) startSupervised(ctx context.Context) error {
 	})
 }
 
-// restartSupervised sends the restart signal to the supervisor and returns
-// the time until a new generation answers; it waits for the old one to exit.
-func (s *server) restartSupervised(ctx context.Context, supervisor int) (time.Duration, error) {
+// restartByStatus sends the restart signal to target (the serving
+// generation, or the supervisor) and returns the time until the status
+// file names a new generation and it answers GET /; it waits for the old
+// one to exit. The status file says when to probe, with or without a
+// supervisor, whose pid file names it throughout: probing all along would
+// load the old process while it starts the new one.
+func (s *server) restartByStatus(ctx context.Context, target int) (time.Duration, error) {
 	old := s.pid
 	t0 := time.Now()
-	if err := syscall.Kill(supervisor, s.sig); err != nil {
+	if err := syscall.Kill(target, s.sig); err != nil {
 		return 0, s.fail(err)
 	}
 	err := poll(ctx, readyLimit, "a new generation to serve", func() bool {
+		st, err := daemonize.ReadStatus(s.pidFile)
+		if err != nil || st.PID == 0 || st.PID == old {
+			return false
+		}
 		got, err := probe(s.addr, s.tls)
-		if err == nil && got != 0 && got != old && got != supervisor {
+		if err == nil && got == st.PID {
 			s.pid = got
 			return true
 		}
@@ -128,10 +139,7 @@ func (s *server) restartSupervised(ctx context.Context, supervisor int) (time.Du
 		return 0, s.fail(err)
 	}
 	ready := time.Since(t0)
-	// The old generation is the supervisor's child, which reaps it.
-	if err := poll(ctx, goneLimit, fmt.Sprintf("process %d to exit", old), func() bool {
-		return syscall.Kill(old, 0) != nil
-	}); err != nil {
+	if _, err := waitGone(ctx, old, goneLimit); err != nil {
 		return 0, s.fail(err)
 	}
 	return ready, nil
