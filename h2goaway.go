@@ -132,10 +132,13 @@ type h2Frames struct {
 	w func([]byte) (int, error) // writes to the connection
 
 	// The reading side, used only by the goroutine that reads.
-	in      frameCursor
-	ack     bool    // the frame being read is a PING ACK
-	nack    int     // of whose payload this many bytes are in acked
-	acked   [8]byte // the payload
+	in    frameCursor
+	ack   bool    // the frame being read is a PING ACK
+	nack  int     // of whose payload this many bytes are in acked
+	acked [8]byte // the payload
+
+	// holding: writes are kept until the ACK; set under mu, read by the
+	// drain, which must not close the connection meanwhile.
 	holding atomic.Bool
 
 	mu     sync.Mutex // the writing side
