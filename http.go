@@ -67,7 +67,8 @@ type connKey struct{}
 // Serve sets srv.Handler, srv.ConnState and srv.ConnContext to wrappers
 // around the ones already there, and puts its own function around
 // net/http's at srv.TLSNextProto["h2"], to see the frames of HTTP/2 over
-// TLS.
+// TLS. So each call needs an [http.Server] of its own: to serve one
+// handler on two listeners, give it two servers.
 func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
 	g := d.fds.served(ln)
 	if g == nil {
