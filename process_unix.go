@@ -28,6 +28,9 @@ func notifySignals(c chan<- os.Signal) {
 
 func signalProcess(pid int, sig syscall.Signal) { syscall.Kill(pid, sig) }
 
+// processGone reports whether pid has exited and been reaped.
+func processGone(pid int) bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) }
+
 func setUmask(mask fs.FileMode) { unix.Umask(int(mask)) }
 
 // monotonicUSec reads CLOCK_MONOTONIC in microseconds, as systemd does; it

@@ -103,7 +103,16 @@ func (f *flipper) upgrade() (pid int, err error) {
 			return 0, nil
 		}
 		if msg := err.Error(); msg != "process is not ready yet" && msg != "parent hasn't exited" || time.Now().After(deadline) {
-			return childError(err)
+			pid, err := childError(err)
+			if errors.Is(err, ErrUpgradeTimeout) && pid != 0 {
+				// tableflip's timer sends the new process SIGKILL and
+				// returns; its own goroutine reaps it a moment later. The
+				// failure is reported once no such process is left.
+				for end := time.Now().Add(killGrace); !processGone(pid) && time.Now().Before(end); {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			return pid, err
 		}
 		time.Sleep(time.Millisecond)
 	}

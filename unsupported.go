@@ -31,6 +31,7 @@ func (o *output) release(bool) error          { return nil }
 
 func notifySignals(chan<- os.Signal)                              {}
 func signalProcess(int, syscall.Signal)                           {}
+func processGone(int) bool                                        { return true }
 func setUmask(fs.FileMode)                                        {}
 func setCloseOnExec(*os.File)                                     {}
 func isTerminal(*os.File) bool                                    { return false }

@@ -99,11 +99,21 @@ func TestChaos(t *testing.T) {
 			deploys.Go(func() { c.deploy() })
 		case k == 6:
 			// A process being started: kill the newest child of the
-			// serving process (a new generation, or a hung script).
+			// serving process (a new generation, or a hung script). It
+			// is stopped while it is looked at, so that it cannot declare
+			// itself ready in between: one that did serves already, and
+			// killing it would be a crash of the service, not of a
+			// restart.
 			if kids := childrenOf(pid); len(kids) > 0 {
 				child := kids[len(kids)-1]
-				c.logf("step %d: SIGKILL new process %d of %d", step, child, pid)
-				syscall.Kill(child, syscall.SIGKILL)
+				syscall.Kill(child, syscall.SIGSTOP)
+				if declaredReady(child) {
+					syscall.Kill(child, syscall.SIGCONT)
+					c.logf("step %d: new process %d of %d is ready already: not killed", step, child, pid)
+				} else {
+					c.logf("step %d: SIGKILL new process %d of %d", step, child, pid)
+					syscall.Kill(child, syscall.SIGKILL)
+				}
 			}
 		case k == 7 && good:
 			// The old process, while a good new one starts: the new one
@@ -319,11 +329,19 @@ func (c *chaos) checkFailures(res *load.Result) {
 	}
 }
 
-// reachedNew reports whether the new process pid has received its sockets
-// (tableflip passes them in New, and a new process whose parent dies before
-// can only exit): it has written its pid into the control block of the
-// hand-off file, which the test reads through /proc.
-func reachedNew(pid int) bool {
+// declaredReady reports whether the new process pid has declared itself
+// ready in the control block of the hand-off file (state 1, stateReady).
+func declaredReady(pid int) bool {
+	b, ok := controlBlock(pid)
+	return ok && le32(b[0:4]) == 1
+}
+
+func le32(b []byte) int { return int(b[0]) | int(b[1])<<8 | int(b[2])<<16 | int(b[3])<<24 }
+
+// controlBlock reads the first 8 bytes of the control block of pid's
+// hand-off file (state, then the child's pid), if pid is the child it names.
+func controlBlock(pid int) ([8]byte, bool) {
+	var b [8]byte
 	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	for _, fd := range fds {
 		path := fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())
@@ -332,12 +350,20 @@ func reachedNew(pid int) bool {
 		}
 		f, err := os.Open(path)
 		if err != nil {
-			return false
+			return b, false
 		}
-		var b [4]byte
-		_, err = f.ReadAt(b[:], 4) // the control block's child pid
+		_, err = f.ReadAt(b[:], 0)
 		f.Close()
-		return err == nil && int(b[0])|int(b[1])<<8|int(b[2])<<16|int(b[3])<<24 == pid
+		return b, err == nil && le32(b[4:8]) == pid
 	}
-	return false
+	return b, false
+}
+
+// reachedNew reports whether the new process pid has received its sockets
+// (tableflip passes them in New, and a new process whose parent dies before
+// can only exit): it has written its pid into the control block of the
+// hand-off file, which the test reads through /proc.
+func reachedNew(pid int) bool {
+	_, ok := controlBlock(pid)
+	return ok
 }
