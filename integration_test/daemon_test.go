@@ -313,15 +313,22 @@ func TestPIDFileAlwaysReadable(t *testing.T) {
 // connection: the server process then holds a socket it did not hold before.
 func inFlight(t *testing.T, s *server, pid int, path string) <-chan error {
 	t.Helper()
+	return inFlightWith(t, probe, pid, "http://"+s.addr+path)
+}
+
+// inFlightWith starts GET url with c and returns once pid has accepted its
+// connection.
+func inFlightWith(t *testing.T, c *http.Client, pid int, url string) <-chan error {
+	t.Helper()
 	before := sockets(pid)
 	wrote := make(chan struct{})
 	result := make(chan error, 1)
 	go func() {
-		req, _ := http.NewRequest("GET", "http://"+s.addr+path, nil)
+		req, _ := http.NewRequest("GET", url, nil)
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 			WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) },
 		}))
-		resp, err := probe.Do(req)
+		resp, err := c.Do(req)
 		if err == nil {
 			_, err = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -331,7 +338,11 @@ func inFlight(t *testing.T, s *server, pid int, path string) <-chan error {
 		}
 		result <- err
 	}()
-	<-wrote
+	select {
+	case <-wrote:
+	case err := <-result:
+		t.Fatalf("GET %s: %v", url, err)
+	}
 	waitFor(t, 10*time.Second, "the server to accept the request", func() bool {
 		for sock := range sockets(pid) {
 			if !before[sock] {

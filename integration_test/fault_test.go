@@ -44,6 +44,40 @@ func (s *server) gateRestarts() (gate string) {
 	return gate
 }
 
+// crashAfterGate makes the next generation a helper that crashes once it
+// is ready and the test opens its gate: the old process takes the service
+// back. It returns the gate.
+func (s *server) crashAfterGate() (gate string) {
+	gate = s.gateRestarts()
+	s.env[1] = "DAEMONIZE_TEST_FAULT=" + faultCrashAtGate
+	return gate
+}
+
+// handOverToCrasher installs the helper set up by crashAfterGate, asks pid
+// to restart, and waits for the hand-over (the old process writes the new
+// one's status then; a crash before it is a failed restart). It returns the
+// new process, and crash, which opens the gate and waits until pid has taken
+// the service back.
+func (s *server) handOverToCrasher(pid int, gate string) (child int, crash func()) {
+	t := s.t
+	t.Helper()
+	s.install(helperBin)
+	s.signal(pid, syscall.SIGUSR1)
+	child = s.waitPIDChange(pid)
+	waitFor(t, 20*time.Second, "the hand-over", func() bool {
+		st, err := daemonize.ReadStatus(s.pidFile)
+		return err == nil && st.PID == child
+	})
+	return child, func() {
+		t.Helper()
+		os.WriteFile(gate, nil, 0o644)
+		waitFor(t, 20*time.Second, "the old process to take the service back", func() bool {
+			p, err := s.readPID()
+			return err == nil && p == pid
+		})
+	}
+}
+
 // childAtGate installs the helper, asks pid to restart, and returns the new
 // process once it waits at the gate.
 func (s *server) childAtGate(pid int) int {
@@ -177,24 +211,11 @@ func TestSIGHUPStorm(t *testing.T) {
 func TestCrashAfterHandOver(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, exampleBin)
-	gate := s.gateRestarts()
-	s.env[1] = "DAEMONIZE_TEST_FAULT=" + faultCrashAtGate
+	gate := s.crashAfterGate()
 	pid := s.start()
 	slow := inFlight(t, s, pid, "/sleep?d=2s")
-	s.install(helperBin)
-	s.signal(pid, syscall.SIGUSR1)
-	child := s.waitPIDChange(pid)
-	// Crash only once the old process has handed over: it writes the new
-	// one's status then. (Before that, a crash is a failed restart.)
-	waitFor(t, 20*time.Second, "the hand-over", func() bool {
-		st, err := daemonize.ReadStatus(s.pidFile)
-		return err == nil && st.PID == child
-	})
-	os.WriteFile(gate, nil, 0o644)
-	waitFor(t, 20*time.Second, "the old process to take the service back", func() bool {
-		p, err := s.readPID()
-		return err == nil && p == pid
-	})
+	child, crash := s.handOverToCrasher(pid, gate)
+	crash()
 	if err := <-slow; err != nil {
 		t.Errorf("the request in flight on the old process: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,23 +87,12 @@ func TestStopRefusesNewConnections(t *testing.T) {
 			return pid, []<-chan error{inFlight(t, s, pid, slow)}, []int{child}
 		}},
 		{"after a take-back", func(t *testing.T, s *server) (int, []<-chan error, []int) {
-			gate := s.gateRestarts()
-			s.env[1] = "DAEMONIZE_TEST_FAULT=" + faultCrashAtGate
+			gate := s.crashAfterGate()
 			pid := s.start("-drain", drain.String())
 			// Keeps the old process draining until its successor crashes.
 			first := inFlight(t, s, pid, "/sleep?d=4s")
-			s.install(helperBin)
-			s.signal(pid, syscall.SIGUSR1)
-			child := s.waitPIDChange(pid)
-			waitFor(t, 20*time.Second, "the hand-over", func() bool {
-				st, err := daemonize.ReadStatus(s.pidFile)
-				return err == nil && st.PID == child
-			})
-			os.WriteFile(gate, nil, 0o644)
-			waitFor(t, 20*time.Second, "the old process to take the service back", func() bool {
-				p, err := s.readPID()
-				return err == nil && p == pid
-			})
+			child, crash := s.handOverToCrasher(pid, gate)
+			crash()
 			s.get("/")
 			return pid, []<-chan error{first, inFlight(t, s, pid, slow)}, []int{child}
 		}},

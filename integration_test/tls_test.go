@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"regexp"
 	"strconv"
@@ -18,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/daemonize-dev/daemonize"
 	"github.com/daemonize-dev/daemonize/internal/realclient"
 )
 
@@ -74,44 +72,6 @@ func (s *server) startTLS(c *http.Client) int {
 	return pid
 }
 
-// inFlightWith starts GET url with c and returns once pid has accepted its
-// connection, as inFlight does.
-func inFlightWith(t *testing.T, c *http.Client, pid int, url string) <-chan error {
-	t.Helper()
-	before := sockets(pid)
-	wrote := make(chan struct{})
-	result := make(chan error, 1)
-	go func() {
-		req, _ := http.NewRequest("GET", url, nil)
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-			WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) },
-		}))
-		resp, err := c.Do(req)
-		if err == nil {
-			_, err = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				err = fmt.Errorf("status %s", resp.Status)
-			}
-		}
-		result <- err
-	}()
-	select {
-	case <-wrote:
-	case err := <-result:
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	waitFor(t, 10*time.Second, "the server to accept the request", func() bool {
-		for sock := range sockets(pid) {
-			if !before[sock] {
-				return true
-			}
-		}
-		return false
-	})
-	return result
-}
-
 // TestTLSListenerAcrossRestartsAndTakeBack serves HTTPS through
 // tls.NewListener around Listen's listener, across three restarts, then
 // restarts onto a binary that crashes once it took over: the old process,
@@ -120,8 +80,7 @@ func inFlightWith(t *testing.T, c *http.Client, pid int, url string) <-chan erro
 func TestTLSListenerAcrossRestartsAndTakeBack(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, exampleBin)
-	gate := s.gateRestarts()
-	s.env[1] = "DAEMONIZE_TEST_FAULT=" + faultCrashAtGate
+	gate := s.crashAfterGate()
 	c := useTLS(t, s)
 	pid := s.startTLS(c)
 	for gen := 1; gen <= 4; gen++ {
@@ -134,21 +93,11 @@ func TestTLSListenerAcrossRestartsAndTakeBack(t *testing.T) {
 		}
 	}
 	slow := inFlightWith(t, c, pid, "https://"+s.addr+"/sleep?d=2s")
-	s.install(helperBin) // it speaks TLS with the same flags, and crashes at the gate
-	s.signal(pid, syscall.SIGUSR1)
-	child := s.waitPIDChange(pid)
-	waitFor(t, 20*time.Second, "the hand-over", func() bool {
-		st, err := daemonize.ReadStatus(s.pidFile)
-		return err == nil && st.PID == child
-	})
+	child, crash := s.handOverToCrasher(pid, gate) // the helper speaks TLS with the same flags
 	if body, _ := s.getTLS(c, "/"); !strings.Contains(body, fmt.Sprintf("pid=%d ", child)) {
 		t.Errorf("GET / after the hand-over = %q, want the new process %d", body, child)
 	}
-	os.WriteFile(gate, nil, 0o644)
-	waitFor(t, 20*time.Second, "the old process to take the service back", func() bool {
-		p, err := s.readPID()
-		return err == nil && p == pid
-	})
+	crash()
 	for range 3 {
 		body, proto := s.getTLS(c, "/")
 		if !strings.Contains(body, fmt.Sprintf("pid=%d generation=4 ", pid)) || proto != "HTTP/2.0" {
