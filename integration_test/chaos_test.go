@@ -53,13 +53,8 @@ func TestChaos(t *testing.T) {
 		}
 	})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	results := make(chan *load.Result, 1)
-	go func() {
-		results <- load.Run(ctx, load.Config{Addr: s.addr, KeepAlive: 2, NewConn: 2, Slow: 1,
-			SlowPath: "/sleep?d=200ms", MaxDuration: length + scale(time.Minute), Timeout: scale(20 * time.Second)})
-	}()
+	bg := startLoad(t, load.Config{Addr: s.addr, KeepAlive: 2, NewConn: 2, Slow: 1,
+		SlowPath: "/sleep?d=200ms", MaxDuration: length + scale(time.Minute), Timeout: scale(20 * time.Second)})
 	watching := make(chan struct{})
 	var watch sync.WaitGroup
 	watch.Go(func() { c.watch(watching) })
@@ -159,8 +154,7 @@ func TestChaos(t *testing.T) {
 		t.Errorf("restart after the chaos: exit %d: %s", code, out)
 	}
 	pid = s.mustPID()
-	cancel()
-	res := <-results
+	res := bg.stop()
 	close(watching)
 	watch.Wait()
 	if tookBack {

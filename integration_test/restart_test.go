@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -86,16 +87,11 @@ func TestRestartUnderLoad(t *testing.T) {
 	pid := s.start()
 	fds := openFDs(t, pid)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	results := make(chan *load.Result, 1)
-	go func() {
-		results <- load.Run(ctx, load.Config{
-			Addr: s.addr, KeepAlive: 3, NewConn: 3, Slow: 2,
-			SlowPath:    "/sleep?d=150ms",
-			MaxDuration: scale(5 * time.Minute),
-		})
-	}()
+	bg := startLoad(t, load.Config{
+		Addr: s.addr, KeepAlive: 3, NewConn: 3, Slow: 2,
+		SlowPath:    "/sleep?d=150ms",
+		MaxDuration: scale(5 * time.Minute),
+	})
 	reader := s.readPIDFileContinuously()
 	var readyLat, goneLat []time.Duration
 	seen := map[int]bool{pid: true}
@@ -109,8 +105,7 @@ func TestRestartUnderLoad(t *testing.T) {
 		goneLat = append(goneLat, gone)
 		pid = newPID
 	}
-	cancel()
-	res := <-results
+	res := bg.stop()
 	reader.check(t)
 
 	if res.Failed != 0 || res.Requests == 0 {
@@ -500,26 +495,41 @@ func TestForegroundRestart(t *testing.T) {
 	}
 }
 
-// backgroundLoad is a light load that runs for the length of a test.
+// backgroundLoad is load.Run in the background, ended by stop or at the
+// end of the test.
 type backgroundLoad struct {
 	cancel context.CancelFunc
 	result chan *load.Result
+	once   sync.Once
+	res    *load.Result
 }
 
-func (s *server) loadInBackground() *backgroundLoad {
+// startLoad starts load.Run with c in the background.
+func startLoad(t testing.TB, c load.Config) *backgroundLoad {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &backgroundLoad{cancel: cancel, result: make(chan *load.Result, 1)}
-	go func() {
-		b.result <- load.Run(ctx, load.Config{Addr: s.addr, KeepAlive: 1, NewConn: 1, MaxDuration: scale(5 * time.Minute)})
-	}()
-	s.t.Cleanup(cancel)
+	go func() { b.result <- load.Run(ctx, c) }()
+	t.Cleanup(cancel)
 	return b
+}
+
+// stop ends the load and returns what it did.
+func (b *backgroundLoad) stop() *load.Result {
+	b.once.Do(func() {
+		b.cancel()
+		b.res = <-b.result
+	})
+	return b.res
+}
+
+// loadInBackground is a light load that runs for the length of a test.
+func (s *server) loadInBackground() *backgroundLoad {
+	return startLoad(s.t, load.Config{Addr: s.addr, KeepAlive: 1, NewConn: 1, MaxDuration: scale(5 * time.Minute)})
 }
 
 func (b *backgroundLoad) check(t *testing.T) {
 	t.Helper()
-	b.cancel()
-	res := <-b.result
+	res := b.stop()
 	if res.Failed != 0 || res.Requests == 0 {
 		t.Errorf("background load: %v; first errors %q", res, res.FirstErrs)
 	}
@@ -675,13 +685,8 @@ func TestBackToBackRestartsHurry(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, exampleBin)
 	pid := s.start()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	results := make(chan *load.Result, 1)
-	go func() {
-		results <- load.Run(ctx, load.Config{Addr: s.addr, KeepAlive: 3, NewConn: 2, Slow: 1,
-			SlowPath: "/sleep?d=50ms", MaxDuration: scale(5 * time.Minute), IdleRace: 100 * time.Millisecond})
-	}()
+	bg := startLoad(t, load.Config{Addr: s.addr, KeepAlive: 3, NewConn: 2, Slow: 1,
+		SlowPath: "/sleep?d=50ms", MaxDuration: scale(5 * time.Minute), IdleRace: 100 * time.Millisecond})
 	for range 30 {
 		s.signal(pid, syscall.SIGUSR1)
 		pid = s.waitPIDChange(pid)
@@ -690,8 +695,7 @@ func TestBackToBackRestartsHurry(t *testing.T) {
 		st, err := daemonize.ReadStatus(s.pidFile)
 		return err == nil && st.PID == pid && st.Previous == nil
 	})
-	cancel()
-	res := <-results
+	res := bg.stop()
 	t.Logf("30 back-to-back restarts under load: %v", res)
 	if res.Failed != res.IdleRaced || res.Requests == 0 {
 		t.Errorf("load: %v; first errors %q", res, res.FirstErrs)

@@ -3,7 +3,6 @@
 package integration_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -27,15 +26,10 @@ func TestSoak(t *testing.T) {
 	}
 	s := newServer(t, exampleBin)
 	pid := s.start()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	results := make(chan *load.Result, 1)
-	go func() {
-		results <- load.Run(ctx, load.Config{
-			Addr: s.addr, KeepAlive: 2, NewConn: 2, Slow: 1, SlowPath: "/sleep?d=50ms",
-			MaxDuration: scale(2 * time.Hour),
-		})
-	}()
+	bg := startLoad(t, load.Config{
+		Addr: s.addr, KeepAlive: 2, NewConn: 2, Slow: 1, SlowPath: "/sleep?d=50ms",
+		MaxDuration: scale(2 * time.Hour),
+	})
 	reader := s.readPIDFileContinuously()
 	type sample struct{ gen, fds, rssKB int }
 	var samples []sample
@@ -55,8 +49,7 @@ func TestSoak(t *testing.T) {
 			measure(gen)
 		}
 	}
-	cancel()
-	res := <-results
+	res := bg.stop()
 	reader.check(t)
 	if res.Failed != 0 {
 		t.Errorf("%v; first errors %q", res, res.FirstErrs)

@@ -65,38 +65,24 @@ func TestSupervisedPID1UnderLoad(t *testing.T) {
 		t.Fatalf("the supervisor is pid %d inside (%v), the pid file says %d; want 1", got, err, u.nsPID())
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	results := make(chan *load.Result, 1)
-	go func() {
-		results <- load.Run(ctx, load.Config{Addr: u.addr, KeepAlive: 2, NewConn: 2, Slow: 1,
-			SlowPath: "/sleep?d=100ms", MaxDuration: scale(10 * time.Minute)})
-	}()
+	bg := startLoad(t, load.Config{Addr: u.addr, KeepAlive: 2, NewConn: 2, Slow: 1,
+		SlowPath: "/sleep?d=100ms", MaxDuration: scale(10 * time.Minute)})
 	serving := servingPID(u.addr)
 	t0 := time.Now()
 	for i := range restarts {
 		if err := syscall.Kill(ns.PID(), syscall.SIGUSR1); err != nil {
 			t.Fatalf("restart %d: %v", i+1, err)
 		}
-		old := serving
-		waitFor(t, 20*time.Second, "a new generation to serve", func() bool {
-			serving = servingPID(u.addr)
-			return serving != 0 && serving != old
-		})
 		// The next SIGUSR1 goes to the generation that serves once the
 		// supervisor knows it, after the hand-over: when the old one has
 		// told it, as the status file then says.
-		waitFor(t, 20*time.Second, "the hand-over to end", func() bool {
-			st, err := daemonize.ReadStatus(u.pidFile)
-			return err == nil && st.PID == serving && st.Previous == nil
-		})
+		serving = newGeneration(t, u.addr, u.pidFile, serving)
 		if got, _ := realclient.NSPID(ns.PID()); got != 1 || u.nsPID() != 1 {
 			t.Fatalf("after restart %d: PID 1 is %d, the pid file names %d", i+1, got, u.nsPID())
 		}
 	}
 	took := time.Since(t0)
-	cancel()
-	res := <-results
+	res := bg.stop()
 	t.Logf("%d restarts as PID 1 in %s: %v", restarts, took, res)
 	if res.Failed != 0 || res.Requests == 0 {
 		t.Errorf("load across %d restarts: %v; first errors %q", restarts, res, res.FirstErrs)
@@ -201,11 +187,7 @@ func TestSupervisorReapsAndForwards(t *testing.T) {
 		return err == nil
 	})
 	s.signal(sup, syscall.SIGUSR1)
-	waitFor(t, 20*time.Second, "a new generation to serve", func() bool {
-		p := servingPID(s.addr)
-		return p != 0 && p != first
-	})
-	second := servingPID(s.addr)
+	second := newGeneration(t, s.addr, "", first)
 	waitFor(t, 20*time.Second, "the restart's lines in the new log file", func() bool {
 		b := s.read(s.stderr)
 		return strings.Contains(b, fmt.Sprintf("generation serves\" pid=%d", second)) && strings.Contains(b, fmt.Sprintf("ready\" pid=%d", second))
@@ -259,11 +241,7 @@ func TestSupervisordWithSupervise(t *testing.T) {
 		if out, err := sv.Ctl("signal", "USR1", "httpserver"); err != nil {
 			t.Fatalf("restart %d: %v: %s", i+1, err, out)
 		}
-		old := serving
-		waitFor(t, 20*time.Second, "a new generation to serve", func() bool {
-			serving = servingPID(s.addr)
-			return serving != 0 && serving != old
-		})
+		serving = newGeneration(t, s.addr, "", serving)
 		if st, _ := sv.Status("httpserver"); st != "RUNNING" || sv.PID("httpserver") != pid {
 			t.Fatalf("after restart %d: %s, pid %d; want RUNNING, pid %d\n%s", i+1, st, sv.PID("httpserver"), pid, sv.Log())
 		}
@@ -321,4 +299,23 @@ func TestSupervisedDetachAndDeployTool(t *testing.T) {
 		t.Errorf("after stop: supervisor alive %v, generation alive %v", alive(sup), alive(second))
 	}
 	s.checkPIDFileGone()
+}
+
+// newGeneration waits until a generation other than old answers on addr,
+// and, with a pid file, until the hand-over to it has ended (the status
+// file names it, and no previous generation); it returns the new one.
+func newGeneration(t testing.TB, addr, pidFile string, old int) int {
+	t.Helper()
+	var serving int
+	waitFor(t, 20*time.Second, "a new generation to serve", func() bool {
+		serving = servingPID(addr)
+		return serving != 0 && serving != old
+	})
+	if pidFile != "" {
+		waitFor(t, 20*time.Second, "the hand-over to end", func() bool {
+			st, err := daemonize.ReadStatus(pidFile)
+			return err == nil && st.PID == serving && st.Previous == nil
+		})
+	}
+	return serving
 }

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/daemonize-dev/daemonize"
 	"github.com/daemonize-dev/daemonize/internal/realclient"
 )
 
@@ -288,14 +287,7 @@ TimeoutStopSec=20s
 			t.Fatalf("systemctl reload: %v: %s", err, out)
 		}
 		old := serving
-		waitFor(t, 20*time.Second, "a new generation to serve", func() bool {
-			serving = servingPID(u.addr)
-			return serving != 0 && serving != old
-		})
-		waitFor(t, 20*time.Second, "the hand-over to end", func() bool {
-			st, err := daemonize.ReadStatus(u.pidFile)
-			return err == nil && st.PID == serving && st.Previous == nil
-		})
+		serving = newGeneration(t, u.addr, u.pidFile, old)
 		if got := sd.MainPID(unit); got != main {
 			t.Fatalf("reload %d: MainPID %d, want the supervisor %d throughout", i+1, got, main)
 		}
