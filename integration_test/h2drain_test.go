@@ -45,6 +45,24 @@ func writeH2Frame(w io.Writer, typ, flags byte, stream uint32, payload []byte) e
 	return err
 }
 
+// dialH2c opens a cleartext HTTP/2 connection with prior knowledge: the
+// preface, then a SETTINGS frame with settings. Every read and write on it
+// ends within 30 s; the test's end closes it.
+func dialH2c(t *testing.T, addr string, settings []byte) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(scale(30 * time.Second)))
+	io.WriteString(conn, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	if err := writeH2Frame(conn, h2Settings, 0, 0, settings); err != nil {
+		t.Fatal(err)
+	}
+	return conn, bufio.NewReader(conn)
+}
+
 func readH2Frame(r *bufio.Reader) (h2Frame, error) {
 	var hdr [9]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -67,14 +85,7 @@ func TestH2ResponseInFlightAcrossDrain(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, exampleBin)
 	pid := s.start("-h2c")
-	conn, err := net.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	br := bufio.NewReader(conn)
-	io.WriteString(conn, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-	writeH2Frame(conn, h2Settings, 0, 0, []byte{0, 0x4, 0, 0, 0, 0}) // SETTINGS_INITIAL_WINDOW_SIZE = 0
+	conn, br := dialH2c(t, s.addr, []byte{0, 0x4, 0, 0, 0, 0}) // SETTINGS_INITIAL_WINDOW_SIZE = 0
 	// GET http://addr/, HPACK: :method GET, :scheme http, :path / from the
 	// static table, :authority as a literal.
 	block := append([]byte{0x82, 0x86, 0x84, 0x41, byte(len(s.addr))}, s.addr...)
@@ -147,7 +158,7 @@ func TestH2ResponseInFlightAcrossDrain(t *testing.T) {
 	if code := mustExit(t, pid, 20*time.Second); code != 0 {
 		t.Errorf("old process exited %d", code)
 	}
-	err = <-readErr
+	err := <-readErr
 	if !ended {
 		t.Errorf("the old process ended the connection (%v) before the response in flight was complete; frames %q", err, got)
 	}
@@ -156,9 +167,9 @@ func TestH2ResponseInFlightAcrossDrain(t *testing.T) {
 
 // TestH2StreamCrossingGoAway: a client of cleartext HTTP/2 opens a stream
 // just as the drain's GOAWAY reaches it (a request on its way when the
-// GOAWAY was sent), after its connection was idle for a while. The first GOAWAY comes right after a PING, once the
-// client has answered it. The old process must answer the stream: its
-// first GOAWAY names the highest stream id there can be, refusing nothing
+// GOAWAY was sent), after its connection was idle for a while. The first
+// GOAWAY comes right after a PING, once the client has answered it. The
+// old process must answer the stream: its first GOAWAY names the highest stream id there can be, refusing nothing
 // (RFC 9113 section 6.8); a later one, if any, names a last stream no lower
 // than the one the client opened; no stream is reset; the connection then
 // ends and the old process exits 0.
@@ -166,15 +177,7 @@ func TestH2StreamCrossingGoAway(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, exampleBin)
 	pid := s.start("-h2c")
-	conn, err := net.Dial("tcp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(scale(30 * time.Second)))
-	br := bufio.NewReader(conn)
-	io.WriteString(conn, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-	writeH2Frame(conn, h2Settings, 0, 0, nil)
+	conn, br := dialH2c(t, s.addr, nil)
 	block := append([]byte{0x82, 0x86, 0x84, 0x41, byte(len(s.addr))}, s.addr...)
 	var got []string
 	// read reads frames until until says stop, answering SETTINGS.
