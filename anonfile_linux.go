@@ -16,3 +16,11 @@ func anonFile(name string) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(fd), name), nil
 }
+
+// msgCloexec makes the descriptors recvFds receives close-on-exec.
+const msgCloexec = unix.MSG_CMSG_CLOEXEC
+
+// socketpair returns a connected pair of stream sockets, close-on-exec.
+func socketpair() ([2]int, error) {
+	return unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+}

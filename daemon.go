@@ -338,13 +338,13 @@ func newDaemon(o Options, exe string, report, sup *os.File) (*Daemon, error) {
 			return d, err
 		}
 	}
-	d.fds = fdSet{files: flip, lc: o.ListenConfig, readyC: d.readyC}
+	d.fds = fdSet{lc: o.ListenConfig, readyC: d.readyC}
 	if restarted {
 		if err := d.inheritFrom(); err != nil {
 			return d, err
 		}
 	} else {
-		if d.fds.inherited, d.fds.activated, err = activatedSockets(sup != nil); err != nil {
+		if d.fds.inherited, err = activatedSockets(sup != nil); err != nil {
 			return d, err
 		}
 		f, err := anonFile("daemonize-handoff")
@@ -424,6 +424,9 @@ func (d *Daemon) inheritFrom() error {
 	d.gen = m.Generation
 	d.started = time.Unix(0, m.Started)
 	d.notify.socket, d.notify.watchdog = m.NotifySocket, time.Duration(m.WatchdogUSec)*time.Microsecond
+	if err := inheritFds(d.flip, m); err != nil {
+		return err
+	}
 	d.fds.inherited = m.Files
 	if m.Supervisor != 0 {
 		d.supervisor = m.Supervisor
@@ -435,6 +438,50 @@ func (d *Daemon) inheritFrom() error {
 		return fmt.Errorf("daemonize: %w", err)
 	} else if lock != nil && d.opts.PIDFile != "" && d.supervisor == 0 {
 		d.pid = &pidFile{path: d.opts.PIDFile, lock: lock}
+	}
+	return nil
+}
+
+// inheritFds gives each file of m its descriptor: from the socket pair of
+// the hand-off, or, from a parent of an earlier release (manifest version
+// 1 or 2), from tableflip by name.
+func inheritFds(files fileTable, m manifest) error {
+	if len(m.Files) == 0 {
+		return nil
+	}
+	if m.Version < 3 {
+		for i, e := range m.Files {
+			f, err := files.File(e.Name)
+			if err == nil && f == nil {
+				err = errors.New("descriptor missing")
+			}
+			if err == nil {
+				m.Files[i].fd, err = dupConn(f)
+				f.Close()
+			}
+			if err != nil {
+				for _, e := range m.Files[:i] {
+					closeFds([]int{e.fd})
+				}
+				return fmt.Errorf("daemonize: inherited %s %s %s: %w", e.Kind, e.Network, e.Addr, err)
+			}
+		}
+		return nil
+	}
+	ch, err := files.File(filesName)
+	if err == nil && ch == nil {
+		err = errors.New("the old process passed none")
+	}
+	if err != nil {
+		return fmt.Errorf("daemonize: descriptors from the old process: %w", err)
+	}
+	defer ch.Close()
+	fds, err := recvFds(ch, len(m.Files))
+	if err != nil {
+		return err
+	}
+	for i := range m.Files {
+		m.Files[i].fd = fds[i]
 	}
 	return nil
 }

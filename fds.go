@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // This file keeps the descriptors that pass from one generation to the
@@ -20,7 +22,8 @@ import (
 const reservedPrefix = "daemonize."
 
 // The names under which the library passes its own files to a restarted
-// child, beside the program's sockets.
+// child through tableflip; the program's sockets and files travel in bulk
+// (passfd_unix.go).
 const (
 	handoffName    = reservedPrefix + "handoff"
 	pidLockName    = reservedPrefix + "pidlock"
@@ -42,29 +45,34 @@ type entry struct {
 	Network string // "tcp", "unix", ...; empty for a file
 	Addr    string // the address as the program asked for it, or the file's name
 	Bound   string // the address the socket is bound to
+
+	fd int // the descriptor this generation holds to pass on; not in the manifest
 }
 
-// fileTable is where files are passed by name to the next generation: the
-// flipper, or a table in memory in tests.
+// fileTable is where the library's own files are passed by name to the
+// next generation: the flipper, or a table in memory in tests.
 type fileTable interface {
 	File(name string) (*os.File, error)
 	AddFile(name string, f *os.File) error
 }
 
-// fdSet keeps the sockets and files that pass to the next generation.
+// fdSet keeps the sockets and files that pass to the next generation, each
+// with a descriptor of its own: the one passed on, and the one a listener
+// is made from again to take the service back.
 type fdSet struct {
 	mu        sync.Mutex
-	files     fileTable
 	lc        *net.ListenConfig
 	gen       int
 	seq       int
 	inherited []entry // passed by the parent (or systemd), claimed or not
 	unclaimed *unclaimed
 	used      []entry // passed on at the next restart
+	released  bool    // the descriptors of used are closed
 	ready     bool    // Ready was called: no more listeners
 	readyC    <-chan struct{}
-	activated map[string]*os.File // sockets systemd passed, by entry name, until claimed
-	listeners []*gatedListener    // from Listen: closed at once when a new process takes over
+	listeners []*gatedListener // from Listen: closed at once when a new process takes over
+	toMake    []*gatedListener // inherited, whose net.Listener is not made yet
+	making    bool             // makeListeners runs
 }
 
 // errAfterReady says a listener or file was asked for after Ready.
@@ -79,17 +87,15 @@ func (s *fdSet) listen(network, addr string) (net.Listener, error) {
 	if s.ready {
 		return nil, errAfterReady("Listen " + network + " " + addr)
 	}
-	if f, e, err := s.claim(kindListener, network, addr); f != nil || err != nil {
+	if e, ok := s.claim(kindListener, network, addr); ok {
+		g, err := s.inheritedListener(e, network)
 		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		ln, err := net.FileListener(f)
-		if err != nil {
+			closeFds([]int{e.fd})
 			return nil, fmt.Errorf("daemonize: inherited listener %s %s: %w", network, addr, err)
 		}
 		s.used = append(s.used, e)
-		return s.gate(ln, network), nil
+		s.listeners = append(s.listeners, g)
+		return g, nil
 	}
 	if err := checkAddr("Listen", network, addr); err != nil {
 		return nil, err
@@ -101,18 +107,74 @@ func (s *fdSet) listen(network, addr string) (net.Listener, error) {
 	if ul, ok := ln.(*net.UnixListener); ok {
 		ul.SetUnlinkOnClose(false) // the path outlives this generation
 	}
-	if err := s.add(kindListener, network, addr, ln.Addr().String(), ln); err != nil {
+	e, err := s.add(kindListener, network, addr, ln.Addr().String(), ln)
+	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	return s.gate(ln, network), nil
+	g := newGatedListener(ln, e.fd, network, s.readyC)
+	s.listeners = append(s.listeners, g)
+	return g, nil
 }
 
-// gate wraps ln so that it accepts only once the process is ready.
-func (s *fdSet) gate(ln net.Listener, network string) net.Listener {
-	g := newGatedListener(ln, network, s.readyC)
-	s.listeners = append(s.listeners, g)
-	return g
+// inheritedListener returns the listener on an inherited socket. Where the
+// manifest says its address, its net.Listener is made by makeListeners;
+// otherwise now.
+func (s *fdSet) inheritedListener(e entry, network string) (*gatedListener, error) {
+	if a := boundAddr(network, e.Bound); a != nil {
+		l := newInheritedListener(e.fd, a, network, s.readyC)
+		s.toMake = append(s.toMake, l)
+		if !s.making {
+			s.making = true
+			go s.makeListeners()
+		}
+		return l, nil
+	}
+	f, err := fileFromFd(e.fd, e.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, err
+	}
+	return newGatedListener(ln, e.fd, network, s.readyC), nil
+}
+
+// makeListeners makes the net.Listeners of inherited sockets one after the
+// other, in the order of Listen, alongside the rest of the program's start:
+// the first listener asked for is the first to accept once ready, and the
+// program's goroutines do not wait behind a thousand others.
+func (s *fdSet) makeListeners() {
+	for {
+		s.mu.Lock()
+		if len(s.toMake) == 0 {
+			s.making = false
+			s.mu.Unlock()
+			return
+		}
+		l := s.toMake[0]
+		s.toMake = s.toMake[1:]
+		s.mu.Unlock()
+		l.makeInner()
+	}
+}
+
+// boundAddr returns the address a socket bound to bound has, or nil if
+// bound does not say.
+func boundAddr(network, bound string) net.Addr {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		if ap, err := netip.ParseAddrPort(bound); err == nil {
+			return net.TCPAddrFromAddrPort(ap)
+		}
+	case "unix", "unixpacket":
+		if bound != "" {
+			return &net.UnixAddr{Name: bound, Net: network}
+		}
+	}
+	return nil
 }
 
 // served finds the listener from Listen that ln is, or wraps: a TLS or
@@ -133,22 +195,34 @@ func (s *fdSet) served(ln net.Listener) *gatedListener {
 
 // closeListeners closes every listener from Listen: once a new process
 // serves, or a stop begins, this one must stop accepting at once, whatever
-// its drain does next. With keep, it keeps a duplicate of each socket, to
-// take the service back if the new process dies.
+// its drain does next. With keep, the sockets stay open in this process, to
+// take the service back if the new process dies; otherwise this process
+// lets go of them.
 func (s *fdSet) closeListeners(keep bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, l := range s.listeners {
 		l.closeForLibrary(keep)
 	}
+	s.mu.Unlock()
+	if !keep {
+		s.releaseKept()
+	}
 }
 
-// releaseKept closes the sockets kept for a take-back.
+// releaseKept closes the sockets and files this process holds to pass on
+// or to take the service back: once a stop begins or the new process is
+// sure, the sockets must not outlive the processes that serve them.
 func (s *fdSet) releaseKept() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, l := range s.listeners {
 		l.releaseKept()
+	}
+	if !s.released {
+		s.released = true
+		for _, e := range s.used {
+			closeFds([]int{e.fd})
+		}
 	}
 }
 
@@ -179,17 +253,18 @@ func (s *fdSet) listenPacket(network, addr string) (net.PacketConn, error) {
 	if s.ready {
 		return nil, errAfterReady("ListenPacket " + network + " " + addr)
 	}
-	if f, e, err := s.claim(kindPacket, network, addr); f != nil || err != nil {
-		if err != nil {
-			return nil, err
+	if e, ok := s.claim(kindPacket, network, addr); ok {
+		f, err := fileFromFd(e.fd, e.Name)
+		if err == nil {
+			defer f.Close()
+			var pc net.PacketConn
+			if pc, err = net.FilePacketConn(f); err == nil {
+				s.used = append(s.used, e)
+				return pc, nil
+			}
 		}
-		defer f.Close()
-		pc, err := net.FilePacketConn(f)
-		if err != nil {
-			return nil, fmt.Errorf("daemonize: inherited packet socket %s %s: %w", network, addr, err)
-		}
-		s.used = append(s.used, e)
-		return pc, nil
+		closeFds([]int{e.fd})
+		return nil, fmt.Errorf("daemonize: inherited packet socket %s %s: %w", network, addr, err)
 	}
 	if err := checkAddr("ListenPacket", network, addr); err != nil {
 		return nil, err
@@ -198,7 +273,7 @@ func (s *fdSet) listenPacket(network, addr string) (net.PacketConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemonize: %w", err)
 	}
-	if err := s.add(kindPacket, network, addr, pc.LocalAddr().String(), pc); err != nil {
+	if _, err := s.add(kindPacket, network, addr, pc.LocalAddr().String(), pc); err != nil {
 		pc.Close()
 		return nil, err
 	}
@@ -215,11 +290,14 @@ func (s *fdSet) file(name string, open func() (*os.File, error)) (*os.File, erro
 	if s.ready {
 		return nil, errAfterReady("File " + name)
 	}
-	if f, e, err := s.claim(kindFile, "", name); f != nil || err != nil {
-		if err == nil {
-			s.used = append(s.used, e)
+	if e, ok := s.claim(kindFile, "", name); ok {
+		f, err := fileFromFd(e.fd, name)
+		if err != nil {
+			closeFds([]int{e.fd})
+			return nil, fmt.Errorf("daemonize: inherited file %s: %w", name, err)
 		}
-		return f, err
+		s.used = append(s.used, e)
+		return f, nil
 	}
 	f, err := open()
 	if err != nil {
@@ -228,64 +306,44 @@ func (s *fdSet) file(name string, open func() (*os.File, error)) (*os.File, erro
 	if f == nil {
 		return nil, fmt.Errorf("daemonize: File %s: open returned no file", name)
 	}
-	if err := s.add(kindFile, "", name, "", f); err != nil {
+	if _, err := s.add(kindFile, "", name, "", f); err != nil {
 		return nil, err
 	}
 	return f, nil
 }
 
-// add registers a new socket or file to pass on at the next restart.
-func (s *fdSet) add(kind, network, addr, bound string, x any) error {
-	f, ok := x.(*os.File)
+// add registers a new socket or file to pass on at the next restart, with
+// a duplicate of its descriptor.
+func (s *fdSet) add(kind, network, addr, bound string, x any) (entry, error) {
+	c, ok := x.(syscall.Conn)
 	if !ok {
-		fx, ok := x.(filer)
-		if !ok {
-			return fmt.Errorf("daemonize: %s %s %s: %T cannot be passed to a child process", kind, network, addr, x)
-		}
-		var err error
-		if f, err = fx.File(); err != nil {
-			return fmt.Errorf("daemonize: %s %s %s: %w", kind, network, addr, err)
-		}
-		defer f.Close()
+		return entry{}, fmt.Errorf("daemonize: %s %s %s: %T cannot be passed to a child process", kind, network, addr, x)
+	}
+	fd, err := dupConn(c)
+	if err != nil {
+		return entry{}, fmt.Errorf("daemonize: %s %s %s: %w", kind, network, addr, err)
 	}
 	s.seq++
-	e := entry{Name: fmt.Sprintf("g%d.%d", s.gen, s.seq), Kind: kind, Network: network, Addr: addr, Bound: bound}
-	if err := s.files.AddFile(e.Name, f); err != nil {
-		return fmt.Errorf("daemonize: %s %s %s: %w", kind, network, addr, err)
-	}
+	e := entry{Name: fmt.Sprintf("g%d.%d", s.gen, s.seq), Kind: kind, Network: network, Addr: addr, Bound: bound, fd: fd}
 	s.used = append(s.used, e)
-	return nil
+	return e, nil
 }
 
 // claim takes the inherited entry that matches, first by the address string
 // as asked for (or the name systemd gave a socket it passed), then by the
 // address the socket is bound to (so that "localhost:8080" finds a socket
-// asked for as "127.0.0.1:8080").
-func (s *fdSet) claim(kind, network, addr string) (*os.File, entry, error) {
+// asked for as "127.0.0.1:8080"). The entry's descriptor is the caller's.
+func (s *fdSet) claim(kind, network, addr string) (entry, bool) {
 	if s.unclaimed == nil {
 		s.unclaimed = newUnclaimed(s.inherited)
 	}
 	i := s.unclaimed.take(kind, network, addr)
 	if i < 0 {
-		return nil, entry{}, nil
+		return entry{}, false
 	}
 	e := s.inherited[i]
-	var f *os.File
-	var err error
-	if af := s.activated[e.Name]; af != nil {
-		// A socket systemd passed: from now on it travels like ours.
-		delete(s.activated, e.Name)
-		if err = s.files.AddFile(e.Name, af); err == nil {
-			f = af
-		}
-	} else if f, err = s.files.File(e.Name); err == nil && f == nil {
-		err = errors.New("descriptor missing")
-	}
-	if err != nil {
-		return nil, e, fmt.Errorf("daemonize: inherited %s %s %s: %w", kind, network, addr, err)
-	}
 	e.Addr = addr
-	return f, e, nil
+	return e, true
 }
 
 // unclaimed indexes the inherited entries nobody claimed yet, so that a
@@ -460,15 +518,19 @@ func (s *fdSet) unixPaths() []string {
 	return paths
 }
 
-// passOn returns the entries to hand to the next generation.
-func (s *fdSet) passOn() []entry {
+// passOn returns the entries to hand to the next generation, with their
+// descriptors, which stay this set's.
+func (s *fdSet) passOn() ([]entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.used)
+	if s.released {
+		return nil, errors.New("daemonize: this process has let go of its sockets")
+	}
+	return slices.Clone(s.used), nil
 }
 
-// markReady stops new listeners and returns the inherited entries nobody
-// claimed (tableflip closes their descriptors).
+// markReady stops new listeners, closes the inherited sockets and files
+// nobody claimed, and returns their entries.
 func (s *fdSet) markReady() []entry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -478,9 +540,8 @@ func (s *fdSet) markReady() []entry {
 		left = s.unclaimed.rest()
 	}
 	s.inherited, s.unclaimed = nil, nil
-	for _, f := range s.activated {
-		f.Close()
+	for _, e := range left {
+		closeFds([]int{e.fd})
 	}
-	s.activated = nil
 	return left
 }

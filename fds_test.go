@@ -3,6 +3,7 @@
 package daemonize
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // memTable is tableflip's file table, in memory: it keeps a duplicate of
@@ -34,11 +37,44 @@ func (m memTable) File(name string) (*os.File, error) {
 	return dupFile(f)
 }
 
+// handOff passes what parent holds as a restart does: the manifest through
+// its text, the descriptors through the socket pair, and returns the
+// entries a child inherits.
+func handOff(tb testing.TB, parent *fdSet) []entry {
+	tb.Helper()
+	files, err := parent.passOn()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m, err := decodeManifest(encodeManifest(manifest{Generation: parent.gen + 1, Files: files}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	fds := make([]int, len(files))
+	for i, e := range files {
+		fds[i] = e.fd
+	}
+	ch, err := sendFds(fds)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	table := memTable{}
+	if err := table.AddFile(filesName, ch); err != nil {
+		tb.Fatal(err)
+	}
+	ch.Close()
+	defer table[filesName].Close()
+	if err := inheritFds(table, m); err != nil {
+		tb.Fatal(err)
+	}
+	return m.Files
+}
+
 // TestInheritListeners passes listeners from one fdSet to a second one, as
 // a restart does, and checks that each address finds its socket.
 func TestInheritListeners(t *testing.T) {
-	table := memTable{}
-	parent := fdSet{files: table, lc: &net.ListenConfig{}, gen: 1}
+	parent := &fdSet{lc: &net.ListenConfig{}, gen: 1}
+	defer parent.releaseKept()
 	sock := filepath.Join(t.TempDir(), "s.sock")
 	asked := []struct{ network, addr string }{
 		{"tcp", "127.0.0.1:0"},
@@ -61,11 +97,8 @@ func TestInheritListeners(t *testing.T) {
 	defer pc.Close()
 
 	// The child asks for the same sockets, some by other names.
-	m, err := decodeManifest(encodeManifest(manifest{Generation: 2, Files: parent.passOn()}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := fdSet{files: table, lc: &net.ListenConfig{}, gen: 2, inherited: m.Files}
+	child := &fdSet{lc: &net.ListenConfig{}, gen: 2, inherited: handOff(t, parent)}
+	defer child.releaseKept()
 	_, port, _ := net.SplitHostPort(bound[0])
 	for i, addr := range []string{"localhost:" + port, ":0", sock} {
 		ln, err := child.listen(asked[i].network, addr)
@@ -91,8 +124,8 @@ func TestInheritListeners(t *testing.T) {
 	if _, err := child.listen("tcp", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "after Ready") {
 		t.Errorf("Listen after Ready: %v, want an error", err)
 	}
-	if got := len(child.passOn()); got != 4 {
-		t.Errorf("child passes on %d sockets, want 4", got)
+	if got, _ := child.passOn(); len(got) != 4 {
+		t.Errorf("child passes on %d sockets, want 4", len(got))
 	}
 }
 
@@ -186,7 +219,7 @@ func TestDecodeManifestErrors(t *testing.T) {
 	for in, want := range map[string]string{
 		"":                                  "not a daemonize hand-off",
 		"nope":                              "not a daemonize hand-off",
-		"daemonize-handoff 3\n":             "version \"3\"",
+		"daemonize-handoff 4\n":             "version \"4\"",
 		"daemonize-handoff 0\n":             "version \"0\"",
 		"daemonize-handoff 1\ngeneration 1": "bad generation 1",
 		head + "restarts -1":                "restart count -1",
@@ -342,43 +375,49 @@ func TestClaimOrder(t *testing.T) {
 	}
 }
 
-// BenchmarkInherit measures what a restarted process does per inherited
-// listener in this package: the manifest, the match, the duplicate from the
-// file table, net.FileListener and the close. tableflip's own work (the
-// exchange of names, its duplicates) is not in it.
+// BenchmarkInherit measures what a restart does per inherited listener in
+// this package until the new process is ready: the manifest, the
+// descriptors sent and received, the match, and the listener made at the
+// first Accept (-accept), which comes after Ready.
 func BenchmarkInherit(b *testing.B) {
 	for _, n := range []int{1, 1000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			table := memTable{}
-			parent := fdSet{files: table, lc: &net.ListenConfig{}, gen: 1}
-			for range n {
-				ln, err := parent.listen("tcp", "127.0.0.1:0")
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer ln.Close()
-			}
-			b.ResetTimer()
-			for range b.N {
-				m, err := decodeManifest(encodeManifest(manifest{Generation: 2, Files: parent.passOn()}))
-				if err != nil {
-					b.Fatal(err)
-				}
-				child := fdSet{files: table, lc: &net.ListenConfig{}, gen: 2, inherited: m.Files}
-				for range n {
-					ln, err := child.listen("tcp", "127.0.0.1:0")
-					if err != nil {
-						b.Fatal(err)
-					}
-					ln.(*gatedListener).inner.Close()
-				}
-				if left := child.markReady(); len(left) != 0 {
-					b.Fatalf("%d left", len(left))
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/listener")
-		})
+		for _, accept := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%d/accept=%t", n, accept), func(b *testing.B) {
+				benchInherit(b, n, accept)
+			})
+		}
 	}
+}
+
+func benchInherit(b *testing.B, n int, accept bool) {
+	parent := &fdSet{lc: &net.ListenConfig{}, gen: 1}
+	defer parent.releaseKept()
+	for range n {
+		ln, err := parent.listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer ln.Close()
+	}
+	b.ResetTimer()
+	for range b.N {
+		child := &fdSet{lc: &net.ListenConfig{}, gen: 2, inherited: handOff(b, parent)}
+		for range n {
+			ln, err := child.listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if accept {
+				<-ln.(*gatedListener).made
+			}
+			ln.Close()
+		}
+		if left := child.markReady(); len(left) != 0 {
+			b.Fatalf("%d left", len(left))
+		}
+		child.releaseKept()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/listener")
 }
 
 // BenchmarkHandoff measures the hand-off file's part of a restart: the
@@ -424,5 +463,110 @@ func TestManifestQuoting(t *testing.T) {
 		if got, want := string(appendQuoted(nil, s)), strconv.Quote(s); got != want {
 			t.Errorf("appendQuoted(%q) = %s, want %s", s, got, want)
 		}
+	}
+}
+
+// TestInheritedListenersMadeLater checks the listeners a restarted process
+// makes after Listen returns: each accepts once ready, on the socket the
+// parent bound; one closed before it was made reports that it is closed;
+// and every descriptor is closed after the child lets go of its sockets.
+func TestInheritedListenersMadeLater(t *testing.T) {
+	parent := &fdSet{lc: &net.ListenConfig{}, gen: 1}
+	defer parent.releaseKept()
+	for range 3 {
+		ln, err := parent.listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+	}
+	ready := make(chan struct{})
+	child := &fdSet{lc: &net.ListenConfig{}, gen: 2, readyC: ready, inherited: handOff(t, parent)}
+	var lns []net.Listener
+	for range 3 {
+		ln, err := child.listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+	}
+	lns[1].Close()
+	child.markReady()
+	close(ready)
+	for i, ln := range lns {
+		if i == 1 {
+			if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("Accept on a listener closed before it was made: %v, want net.ErrClosed", err)
+			}
+			continue
+		}
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ln.Accept()
+		if err != nil {
+			t.Fatalf("listener %d: %v", i, err)
+		}
+		if got.LocalAddr().String() != ln.Addr().String() {
+			t.Errorf("listener %d accepted on %s, want %s", i, got.LocalAddr(), ln.Addr())
+		}
+		got.Close()
+		c.Close()
+		ln.Close()
+	}
+	fds := make([]int, len(child.used))
+	for i, e := range child.used {
+		fds[i] = e.fd
+	}
+	child.closeListeners(false)
+	for _, fd := range fds {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err == nil {
+			t.Errorf("descriptor %d still open after the child let go of its sockets", fd)
+		}
+	}
+}
+
+// TestInheritFromEarlierRelease reads a hand-off as a parent built with an
+// earlier release of the library writes it (manifest version 2), whose
+// sockets come through tableflip by name.
+func TestInheritFromEarlierRelease(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	table := memTable{}
+	if err := table.AddFile("g1.1", f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	defer table["g1.1"].Close()
+	text := fmt.Sprintf("daemonize-handoff 2\ngeneration 2\nstarted 1\nrestarts 1\nfile \"g1.1\" \"listener\" \"tcp\" \"127.0.0.1:0\" %q\n", ln.Addr().String())
+	m, err := decodeManifest([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inheritFds(table, m); err != nil {
+		t.Fatal(err)
+	}
+	child := &fdSet{lc: &net.ListenConfig{}, gen: 2, inherited: m.Files}
+	defer child.releaseKept()
+	got, err := child.listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if got.Addr().String() != ln.Addr().String() {
+		t.Errorf("inherited %s, want %s", got.Addr(), ln.Addr())
+	}
+	delete(table, "g1.1")
+	m.Files[0].fd = 0
+	if err := inheritFds(table, m); err == nil || !strings.Contains(err.Error(), "descriptor missing") {
+		t.Errorf("a socket tableflip did not pass: %v, want an error", err)
 	}
 }

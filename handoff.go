@@ -35,9 +35,11 @@ type manifest struct {
 	Files          []entry
 }
 
-// manifestVersion is the version written. A child also reads version 1, so
-// that a service runs on from the previous release onto this one.
-const manifestVersion = 2
+// manifestVersion is the version written. A child also reads versions 1
+// and 2, whose files come through tableflip by name rather than over the
+// socket pair (passfd_unix.go), so that a service runs on from an earlier
+// release onto this one.
+const manifestVersion = 3
 
 // The manifest is text, a line per field and per file, with strings quoted
 // as in Go: it costs a restarted child a few microseconds to read, where a

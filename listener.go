@@ -2,9 +2,9 @@ package daemonize
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,27 +24,53 @@ type gatedListener struct {
 	byLibrary atomic.Bool                 // closed by the library: a stop or a hand-over, not a failure
 	conns     atomic.Pointer[connTracker] // set by Serve
 
-	mu     sync.Mutex
-	inner  net.Listener
-	closed chan struct{} // closed by Close
-	kept   *os.File      // the socket, kept after a hand-over for a take-back
+	mu      sync.Mutex
+	inner   net.Listener  // for an inherited socket, nil until made from fd
+	fd      int           // the socket's descriptor in the fdSet, which owns it
+	made    chan struct{} // closed once inner is made, or could not be
+	openErr error         // why inner could not be made
+	closed  chan struct{} // closed by Close
+	kept    bool          // the listener was closed for a hand-over that may be taken back
 }
 
-func newGatedListener(ln net.Listener, network string, ready <-chan struct{}) *gatedListener {
-	return &gatedListener{network: network, addr: ln.Addr(), ready: ready, inner: ln, closed: make(chan struct{})}
+func newGatedListener(ln net.Listener, fd int, network string, ready <-chan struct{}) *gatedListener {
+	made := make(chan struct{})
+	close(made)
+	return &gatedListener{network: network, addr: ln.Addr(), ready: ready, inner: ln, fd: fd, made: made, closed: make(chan struct{})}
+}
+
+// newInheritedListener returns a listener on the inherited socket fd,
+// bound to addr, whose net.Listener makeInner makes later: a new process
+// with a thousand sockets need not make a thousand listeners before it
+// tells the old one it is ready. The connections that come meanwhile wait
+// in the sockets.
+func newInheritedListener(fd int, addr net.Addr, network string, ready <-chan struct{}) *gatedListener {
+	return &gatedListener{network: network, addr: addr, ready: ready, fd: fd, made: make(chan struct{}), closed: make(chan struct{})}
 }
 
 func (l *gatedListener) Addr() net.Addr { return l.addr }
 
-// Accept waits until the process is ready, then accepts.
+// Accept waits until the process is ready and the listener is made, then
+// accepts.
 func (l *gatedListener) Accept() (net.Conn, error) {
 	l.mu.Lock()
 	inner, closed := l.inner, l.closed
 	l.mu.Unlock()
-	select {
-	case <-l.ready:
-	case <-closed:
-		return nil, &net.OpError{Op: "accept", Net: l.addr.Network(), Addr: l.addr, Err: net.ErrClosed}
+	for _, wait := range []<-chan struct{}{l.ready, l.made} {
+		select {
+		case <-wait:
+		case <-closed:
+			return nil, &net.OpError{Op: "accept", Net: l.addr.Network(), Addr: l.addr, Err: net.ErrClosed}
+		}
+	}
+	if inner == nil {
+		l.mu.Lock()
+		var err error
+		inner, err = l.inner, l.openErr
+		l.mu.Unlock()
+		if inner == nil {
+			return nil, &net.OpError{Op: "accept", Net: l.addr.Network(), Addr: l.addr, Err: err}
+		}
 	}
 	c, err := inner.Accept()
 	if err != nil {
@@ -56,6 +82,36 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 	return c, nil
 }
 
+// makeInner makes the net.Listener of an inherited socket, unless it was
+// closed first.
+func (l *gatedListener) makeInner() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	defer close(l.made)
+	select {
+	case <-l.closed:
+		l.openErr = net.ErrClosed
+		return
+	default:
+	}
+	if l.inner == nil {
+		var err error
+		if l.inner, err = listenerFromFd(l.fd); err != nil {
+			l.openErr = fmt.Errorf("daemonize: inherited listener %s %s: %w", l.network, l.addr, err)
+		}
+	}
+}
+
+// listenerFromFd returns a listener on a duplicate of fd.
+func listenerFromFd(fd int) (net.Listener, error) {
+	f, err := fileFromFd(fd, "listener")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return net.FileListener(f)
+}
+
 func (l *gatedListener) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -64,31 +120,28 @@ func (l *gatedListener) Close() error {
 	default:
 		close(l.closed)
 	}
+	if l.inner == nil {
+		return nil
+	}
 	return l.inner.Close()
 }
 
 // closeForLibrary closes the listener for a stop or a hand-over; with keep
-// it first keeps a duplicate of the socket, for a take-back.
+// it may reopen on its socket, for a take-back.
 func (l *gatedListener) closeForLibrary(keep bool) {
 	l.mu.Lock()
-	if keep && l.kept == nil {
-		if fl, ok := l.inner.(filer); ok {
-			l.kept, _ = fl.File()
-		}
-	}
+	l.kept = l.kept || keep
 	l.mu.Unlock()
 	l.byLibrary.Store(true)
 	l.Close()
 }
 
-// releaseKept closes the socket kept for a take-back.
+// releaseKept forgets the socket kept for a take-back, which the fdSet
+// then closes.
 func (l *gatedListener) releaseKept() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.kept != nil {
-		l.kept.Close()
-		l.kept = nil
-	}
+	l.kept = false
 }
 
 // reopen makes the listener accept again on the socket kept for a
@@ -96,24 +149,17 @@ func (l *gatedListener) releaseKept() {
 func (l *gatedListener) reopen() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.kept == nil {
+	if !l.kept {
 		return errors.New("no socket kept")
 	}
-	ln, err := net.FileListener(l.kept)
-	l.kept.Close()
-	l.kept = nil
+	ln, err := listenerFromFd(l.fd)
 	if err != nil {
 		return err
 	}
+	l.kept = false
 	l.inner, l.closed = ln, make(chan struct{})
 	l.byLibrary.Store(false)
 	return nil
-}
-
-// filer is what net's listeners and connections offer to duplicate their
-// descriptor.
-type filer interface {
-	File() (*os.File, error)
 }
 
 // connTracker counts the connections a served listener accepted until they

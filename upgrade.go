@@ -56,7 +56,11 @@ func (d *Daemon) upgrade(a *attempt) error {
 		return &RestartError{Err: err}
 	}
 	wait := d.opts.UpgradeTimeout - readyGuard(d.opts.UpgradeTimeout)
-	err := d.handoff.begin(manifest{
+	files, err := d.passFiles()
+	if err != nil {
+		return &RestartError{Err: err}
+	}
+	err = d.handoff.begin(manifest{
 		Generation:     d.gen + 1,
 		Started:        d.started.UnixNano(),
 		Restarts:       a.n,
@@ -66,7 +70,7 @@ func (d *Daemon) upgrade(a *attempt) error {
 		WatchdogUSec:   d.notify.watchdog.Microseconds(),
 		StderrCaptured: true,
 		Supervisor:     d.supervisor,
-		Files:          d.fds.passOn(),
+		Files:          files,
 	})
 	if err == nil {
 		err = d.out.beginCapture()
@@ -125,6 +129,28 @@ func (d *Daemon) upgrade(a *attempt) error {
 		}
 	}
 	return &RestartError{PID: pid, Err: r.err, Message: msg, Stderr: tail}
+}
+
+// passFiles sends the program's sockets and files for the new process, and
+// returns their entries.
+func (d *Daemon) passFiles() ([]entry, error) {
+	files, err := d.fds.passOn()
+	if err != nil || len(files) == 0 {
+		return files, err
+	}
+	fds := make([]int, len(files))
+	for i, e := range files {
+		fds[i] = e.fd
+	}
+	ch, err := sendFds(fds)
+	if err != nil {
+		return nil, err
+	}
+	defer ch.Close()
+	if err := d.flip.AddFile(filesName, ch); err != nil {
+		return nil, fmt.Errorf("daemonize: %w", err)
+	}
+	return files, nil
 }
 
 // flipResult is the end of tableflip's upgrade: the new process's pid, if

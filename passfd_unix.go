@@ -1,0 +1,139 @@
+//go:build unix
+
+package daemonize
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// The sockets and files a generation passes on travel to the new process in
+// bulk: before it starts the new process, the old one sends their
+// descriptors over a socket pair (SCM_RIGHTS), a few hundred to a message,
+// and tableflip passes the pair's other end. The new process reads them all
+// with a few system calls. Passed one by one through tableflip, each cost
+// the new process a name to decode and five system calls before it could
+// say it was ready: 40 ms with a thousand listeners.
+
+// filesName is the name the socket pair's end travels under in tableflip.
+const filesName = reservedPrefix + "files"
+
+// maxFdsPerMessage stays under Linux's limit of 253 descriptors a message.
+const maxFdsPerMessage = 250
+
+// sendFds returns the receiving end of a socket pair that holds duplicates
+// of fds, in order, until it is read or closed.
+func sendFds(fds []int) (*os.File, error) {
+	pair, err := socketpair()
+	if err != nil {
+		return nil, fmt.Errorf("daemonize: socket pair for the hand-off: %w", err)
+	}
+	defer unix.Close(pair[0])
+	for rest := fds; len(rest) > 0; {
+		n := min(len(rest), maxFdsPerMessage)
+		// Nobody reads until the new process starts: a full buffer is
+		// an error here, not a wait.
+		if err := unix.Sendmsg(pair[0], []byte{0}, unix.UnixRights(rest[:n]...), nil, unix.MSG_DONTWAIT); err != nil {
+			unix.Close(pair[1])
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ETOOMANYREFS) {
+				err = fmt.Errorf("%w: too many descriptors in flight for this user; raise the open files limit (ulimit -n) above twice the sockets and files passed", err)
+			}
+			return nil, fmt.Errorf("daemonize: passing %d descriptors to the new process: %w", len(fds), err)
+		}
+		rest = rest[n:]
+	}
+	return os.NewFile(uintptr(pair[1]), "daemonize-files"), nil
+}
+
+// recvFds reads n descriptors that sendFds sent, close-on-exec.
+func recvFds(f *os.File, n int) ([]int, error) {
+	var fds []int
+	fail := func(err error) ([]int, error) {
+		closeFds(fds)
+		return nil, fmt.Errorf("daemonize: descriptors from the old process: %w", err)
+	}
+	if msgCloexec == 0 {
+		// No MSG_CMSG_CLOEXEC: no process may start until each is marked.
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+	}
+	var b [1]byte
+	oob := make([]byte, unix.CmsgSpace(maxFdsPerMessage*4))
+	for len(fds) < n {
+		_, oobn, flags, _, err := unix.Recvmsg(int(f.Fd()), b[:], oob, msgCloexec)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fail(err)
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return fail(err)
+		}
+		got := 0
+		for _, m := range msgs {
+			if rights, err := unix.ParseUnixRights(&m); err == nil {
+				if msgCloexec == 0 {
+					for _, fd := range rights {
+						unix.CloseOnExec(fd)
+					}
+				}
+				fds = append(fds, rights...)
+				got += len(rights)
+			}
+		}
+		if flags&unix.MSG_CTRUNC != 0 {
+			return fail(errors.New("message truncated"))
+		}
+		if got == 0 {
+			return fail(fmt.Errorf("got %d of %d", len(fds), n))
+		}
+	}
+	if len(fds) != n {
+		return fail(fmt.Errorf("got %d, want %d", len(fds), n))
+	}
+	return fds, nil
+}
+
+// closeFds closes descriptors this package owns.
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// dupFd duplicates fd, close-on-exec.
+func dupFd(fd int) (int, error) {
+	return unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+}
+
+// dupConn duplicates the descriptor of c, a socket or a file, close-on-exec,
+// without changing its blocking mode (File would).
+func dupConn(c syscall.Conn) (int, error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	cerr := rc.Control(func(s uintptr) { fd, err = dupFd(int(s)) })
+	if cerr != nil {
+		return -1, cerr
+	}
+	return fd, err
+}
+
+// fileFromFd returns a duplicate of fd as an *os.File named name.
+func fileFromFd(fd int, name string) (*os.File, error) {
+	d, err := dupFd(fd)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(d), name), nil
+}
