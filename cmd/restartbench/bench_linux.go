@@ -371,24 +371,12 @@ func (b *bench) lowerPart(ctx context.Context) *lowerResult {
 	}
 	var ds, handoffs []time.Duration
 	for range b.cfg.LowerRuns {
-		s, err := b.newServer("lower")
+		d, err := b.coldStart(ctx, "lower", b.example)
 		if err != nil {
 			r.Error = err.Error()
 			break
 		}
-		s.pidFile = ""
-		s.cmd = []string{b.example, "-addr", s.addr}
-		t0 := time.Now()
-		if err := s.start(ctx); err != nil {
-			r.Error = err.Error()
-			break
-		}
-		ds = append(ds, time.Since(t0))
-		unix.Kill(-s.pid, unix.SIGKILL)
-		if _, err := waitGone(ctx, s.pid, goneLimit); err != nil {
-			r.Error = err.Error()
-			break
-		}
+		ds = append(ds, d)
 		ready, _, err := lib.restart(ctx)
 		if err != nil {
 			r.Error = err.Error()
@@ -398,6 +386,25 @@ func (b *bench) lowerPart(ctx context.Context) *lowerResult {
 	}
 	r.Start, r.Handoff = summarize(ds), summarize(handoffs)
 	return r
+}
+
+// coldStart starts bin with args and a fresh -addr, without a pid file,
+// and returns the time from exec until it answers GET /; then kills it.
+func (b *bench) coldStart(ctx context.Context, name, bin string, args ...string) (time.Duration, error) {
+	s, err := b.newServer(name)
+	if err != nil {
+		return 0, err
+	}
+	s.pidFile = ""
+	s.cmd = append([]string{bin, "-addr", s.addr}, args...)
+	t0 := time.Now()
+	if err := s.start(ctx); err != nil {
+		return 0, err
+	}
+	d := time.Since(t0)
+	unix.Kill(-s.pid, unix.SIGKILL)
+	_, err = waitGone(ctx, s.pid, goneLimit)
+	return d, err
 }
 
 // overheadPart compares the requests per second through the library's
@@ -466,37 +473,48 @@ func (b *bench) overheadPart(ctx context.Context, newConn bool) *overheadResult 
 }
 
 // scalePart measures the hand-off time of the library with more and more
-// inherited listeners.
+// inherited listeners, each served by an http.Server of its own, then with
+// the listeners alone; in turns with each restart, the cold start of the
+// same program with as many listeners.
 func (b *bench) scalePart(ctx context.Context) []*scaleResult {
 	var results []*scaleResult
-	for _, n := range b.cfg.Listeners {
-		r := &scaleResult{Listeners: n}
-		results = append(results, r)
-		b.logf("scale: %d listeners, %d restarts", n, b.cfg.ScaleRestarts)
-		func() {
-			defer b.stopAll(&r.Error)
-			s, err := b.benchServer("scale-"+strconv.Itoa(n), "daemonize", "-extra-listeners", strconv.Itoa(n-1))
-			if err == nil {
-				s.sig = syscall.SIGUSR1
-				err = s.start(ctx)
+	for _, served := range []bool{true, false} {
+		for _, n := range b.cfg.Listeners {
+			r := &scaleResult{Listeners: n, Served: served}
+			results = append(results, r)
+			b.logf("scale: %d listeners, served %t, %d restarts", n, served, b.cfg.ScaleRestarts)
+			b.scaleRun(ctx, r)
+			if ctx.Err() != nil {
+				return results
 			}
-			var ready, exited []time.Duration
-			for i := 0; err == nil && i < b.cfg.ScaleRestarts; i++ {
-				var rd, ex time.Duration
-				if rd, ex, err = s.restart(ctx); err == nil {
-					ready, exited = append(ready, rd), append(exited, ex)
-				}
-			}
-			if err != nil {
-				r.Error = err.Error()
-			}
-			r.Ready, r.Gone = summarize(ready), summarize(exited)
-		}()
-		if ctx.Err() != nil {
-			break
 		}
 	}
 	return results
+}
+
+// scaleRun fills r.
+func (b *bench) scaleRun(ctx context.Context, r *scaleResult) {
+	defer b.stopAll(&r.Error)
+	args := []string{"-mode", "daemonize", "-extra-listeners", strconv.Itoa(r.Listeners - 1), "-serve-extra=" + strconv.FormatBool(r.Served)}
+	s, err := b.benchServer(fmt.Sprintf("scale-%d-%t", r.Listeners, r.Served), "daemonize", args[2:]...)
+	if err == nil {
+		s.sig = syscall.SIGUSR1
+		err = s.start(ctx)
+	}
+	var ready, exited, starts []time.Duration
+	for i := 0; err == nil && i < b.cfg.ScaleRestarts; i++ {
+		var d, rd, ex time.Duration
+		if d, err = b.coldStart(ctx, "scale-cold", b.server, args...); err != nil {
+			break
+		}
+		if rd, ex, err = s.restart(ctx); err == nil {
+			ready, exited, starts = append(ready, rd), append(exited, ex), append(starts, d)
+		}
+	}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	r.Ready, r.Gone, r.Start = summarize(ready), summarize(exited), summarize(starts)
 }
 
 // rate returns n per second of d.

@@ -41,7 +41,10 @@
 //     against a plain net.Listen and http.Server with the same handler,
 //     in alternating rounds with keep-alive clients.
 //   - scale: the library's hand-off time with 1, 10, 100 and 1000
-//     inherited listeners (-listeners).
+//     inherited listeners (-listeners), first with an http.Server on each
+//     listener, then with the listeners alone (the library's part); in
+//     turns with each restart, a cold start of the same program with as
+//     many listeners, from exec until it answers.
 //   - supervise: examples/httpserver restarted -supervise-restarts times
 //     with -supervise and as many without, in turns and without load, from
 //     the signal until a new generation answers GET /; and the

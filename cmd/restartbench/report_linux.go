@@ -112,9 +112,12 @@ func (o *overheadResult) clients() string {
 // scaleResult is the library's hand-off time with n inherited listeners.
 type scaleResult struct {
 	Listeners int     `json:"listeners"`
+	Served    bool    `json:"served"` // each listener has an http.Server of its own; otherwise only the first
 	Ready     stats   `json:"signal_to_ready"`
 	Gone      stats   `json:"signal_to_old_gone"`
-	VsFirst   float64 `json:"ready_p50_vs_first"` // this count's ready p50 over the first count's
+	Start     stats   `json:"cold_start"`         // the same program with as many listeners, from exec until it answers
+	VsFirst   float64 `json:"ready_p50_vs_first"` // this count's ready p50 over the first count's of the same series
+	VsStart   float64 `json:"ready_p50_vs_cold_start"`
 	// PerListener is the growth of ready p50 per listener added since the
 	// first count.
 	PerListener time.Duration `json:"ready_p50_growth_per_listener"`
@@ -123,17 +126,49 @@ type scaleResult struct {
 
 // setScale fills the figures of the scale part computed from others.
 func (r *report) setScale() {
-	if len(r.Scale) == 0 || r.Scale[0].Ready.N == 0 {
-		return
-	}
-	first := r.Scale[0]
-	for _, s := range r.Scale[1:] {
-		if s.Ready.N > 0 {
+	for _, series := range r.scaleSeries() {
+		first := series[0]
+		for _, s := range series {
+			if s.Ready.N > 0 && s.Start.N > 0 {
+				s.VsStart = ratio(s.Ready.P50, s.Start.P50)
+			}
+			if first.Ready.N == 0 || s.Ready.N == 0 {
+				continue
+			}
 			s.VsFirst = ratio(s.Ready.P50, first.Ready.P50)
-			s.PerListener = (s.Ready.P50 - first.Ready.P50) / time.Duration(s.Listeners-first.Listeners)
+			if s != first {
+				s.PerListener = (s.Ready.P50 - first.Ready.P50) / time.Duration(s.Listeners-first.Listeners)
+			}
 		}
 	}
-	first.VsFirst = 1
+}
+
+// scaleSeries returns the scale part's results, served listeners and
+// listeners alone apart, each in the order of the counts.
+func (r *report) scaleSeries() [][]*scaleResult {
+	var served, alone []*scaleResult
+	for _, s := range r.Scale {
+		if s.Served {
+			served = append(served, s)
+		} else {
+			alone = append(alone, s)
+		}
+	}
+	var series [][]*scaleResult
+	for _, s := range [][]*scaleResult{served, alone} {
+		if len(s) > 0 {
+			series = append(series, s)
+		}
+	}
+	return series
+}
+
+// what says what a scale series serves.
+func (s *scaleResult) what() string {
+	if s.Served {
+		return "an http.Server on each listener"
+	}
+	return "listeners alone, one served"
 }
 
 // stats sums up a set of durations.
@@ -231,12 +266,16 @@ func (r *report) setGoals() {
 				fmt.Sprintf("%.3fx (%.0f / %.0f req/s)", o.Ratio, o.Library, o.Plain), o.Ratio >= 0.99, true)
 		}
 	}
-	if len(r.Scale) > 1 {
-		first, last := r.Scale[0], r.Scale[len(r.Scale)-1]
+	for _, series := range r.scaleSeries() {
+		first, last := series[0], series[len(series)-1]
 		if first.Ready.N > 0 && last.Ready.N > 0 && last.Listeners > first.Listeners {
-			add(fmt.Sprintf("hand-off with %d listeners within 2x one with %d, p50", last.Listeners, first.Listeners),
+			add(fmt.Sprintf("hand-off with %d listeners within 2x one with %d, p50, %s", last.Listeners, first.Listeners, last.what()),
 				fmt.Sprintf("%.2fx (%s / %s; %s per added listener)", last.VsFirst, ms(last.Ready.P50), ms(first.Ready.P50), last.PerListener.Round(100*time.Nanosecond)),
 				last.VsFirst <= 2, true)
+			if first.Start.N > 0 && last.Start.N > 0 {
+				add(fmt.Sprintf("beside it: a cold start of the same program with %d listeners against one", last.Listeners),
+					fmt.Sprintf("%.2fx (%s / %s); the hand-off with %d is %.2fx that cold start", ratio(last.Start.P50, first.Start.P50), ms(last.Start.P50), ms(first.Start.P50), last.Listeners, last.VsStart), false, false)
+			}
 		}
 	}
 	for _, g := range r.Gap {
@@ -259,6 +298,14 @@ func (r *report) setGoals() {
 				x.Restart.Failed, x.Restart.Requests, x.Done, kinds(x.Restart.Failures)), false, false)
 		}
 	}
+}
+
+// times prints a ratio, or "-" if there is none.
+func times(x float64) string {
+	if x <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", x)
 }
 
 func ratio(a, b time.Duration) float64 {
@@ -434,22 +481,18 @@ func (r *report) print(w io.Writer) {
 			fmt.Fprintf(w, "  ERROR: %s\n", o.Error)
 		}
 	}
-	if len(r.Scale) > 0 {
-		fmt.Fprintf(w, "\nHand-off time by inherited listeners, %d restarts each (p50 / p95 / max):\n", c.ScaleRestarts)
+	for _, series := range r.scaleSeries() {
+		fmt.Fprintf(w, "\nHand-off time by inherited listeners, %s, %d restarts each (p50 / p95 / max),\nand a cold start of the same program with as many listeners, in turns:\n", series[0].what(), c.ScaleRestarts)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  listeners\tsignal -> new ready\tsignal -> old gone\tready p50 vs first")
-		for _, s := range r.Scale {
-			growth := "-"
-			if s.VsFirst > 0 {
-				growth = fmt.Sprintf("%.2fx", s.VsFirst)
-			}
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", s.Listeners, s.Ready, s.Gone, growth)
+		fmt.Fprintln(tw, "  listeners\tsignal -> new ready\tsignal -> old gone\tready p50 vs first\tcold start p50\tready p50 vs cold start")
+		for _, s := range series {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\n", s.Listeners, s.Ready, s.Gone, times(s.VsFirst), ms(s.Start.P50), times(s.VsStart))
 		}
 		tw.Flush()
-		if last := r.Scale[len(r.Scale)-1]; last.VsFirst > 0 && last != r.Scale[0] {
+		if last := series[len(series)-1]; last.VsFirst > 0 && last != series[0] {
 			fmt.Fprintf(w, "  growth: %s per added listener\n", last.PerListener.Round(100*time.Nanosecond))
 		}
-		for _, s := range r.Scale {
+		for _, s := range series {
 			if s.Error != "" {
 				fmt.Fprintf(w, "  %d listeners: ERROR: %s\n", s.Listeners, s.Error)
 			}

@@ -8,7 +8,9 @@
 //     within -drain. A restart is a stop and a start: no hand-off.
 //   - -mode=daemonize: this library in the foreground (New, Listen, Serve,
 //     Ready, Wait); SIGUSR1 restarts. -extra-listeners adds listeners on
-//     127.0.0.1:0 that are inherited across restarts like the main one.
+//     127.0.0.1:0 that are inherited across restarts like the main one,
+//     each served by an http.Server of its own, or not at all with
+//     -serve-extra=false.
 //
 // Endpoints, those of examples/httpserver (internal/demo): GET / answers
 // "pid=<pid> generation=<n> version=bench", with generation 0 in

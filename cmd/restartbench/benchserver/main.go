@@ -30,6 +30,7 @@ func main() {
 	drain := flag.Duration("drain", 30*time.Second, "how long in-flight requests get to finish on stop or restart")
 	upgradeTimeout := flag.Duration("upgrade-timeout", 30*time.Second, "how long a restarted process gets to become ready")
 	extra := flag.Int("extra-listeners", 0, "with -mode=daemonize, also serve on this many listeners on 127.0.0.1:0")
+	serveExtra := flag.Bool("serve-extra", true, "serve each of -extra-listeners with an http.Server of its own; with false, only listen on them")
 	flag.StringVar(&tlsCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this certificate `file` (PEM), as examples/httpserver does; needs -tls-key")
 	flag.StringVar(&tlsKey, "tls-key", "", "the private key `file` (PEM) of -tls-cert")
 	flag.BoolVar(&h2c, "h2c", false, "also accept cleartext HTTP/2 with prior knowledge, as examples/httpserver does")
@@ -46,7 +47,7 @@ func main() {
 	case "plain":
 		err = runPlain(*addr, *pidFile, *drain)
 	case "daemonize":
-		err = runDaemonize(*addr, *pidFile, *drain, *upgradeTimeout, *extra)
+		err = runDaemonize(*addr, *pidFile, *drain, *upgradeTimeout, *extra, *serveExtra)
 	default:
 		err = fmt.Errorf("unknown -mode %q; want tableflip, plain or daemonize", *mode)
 	}
@@ -182,7 +183,7 @@ func runPlain(addr, pidFile string, drain time.Duration) error {
 
 // runDaemonize serves through the library in the foreground, on the main
 // listener and on extra ones.
-func runDaemonize(addr, pidFile string, drain, upgradeTimeout time.Duration, extra int) error {
+func runDaemonize(addr, pidFile string, drain, upgradeTimeout time.Duration, extra int, serveExtra bool) error {
 	d, err := daemonize.New(daemonize.Options{
 		PIDFile:        pidFile,
 		DrainTimeout:   drain,
@@ -217,6 +218,9 @@ func runDaemonize(addr, pidFile string, drain, upgradeTimeout time.Duration, ext
 		lns = append(lns, ln)
 	}
 	for _, ln := range lns {
+		if !serveExtra {
+			break
+		}
 		go func() {
 			if err := d.Serve(newServerFor(mux), ln); err != nil {
 				log.Fatal("serve: ", err)
