@@ -70,7 +70,8 @@ func TestCheckExecutable(t *testing.T) {
 		plain:                      "is not an executable file",
 		dir:                        "is not an executable file",
 	} {
-		if err := checkExecutable(path); err == nil || !strings.Contains(err.Error(), want) {
+		st, err := os.Stat(path)
+		if err := checkExecutable(path, st, err); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("checkExecutable(%s) = %v, want %q", path, err, want)
 		}
 	}

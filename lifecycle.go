@@ -46,6 +46,7 @@ type attempt struct {
 	waiters []chan<- error // Restart calls it answers
 	abort   chan struct{}  // closed to stop it
 	exe     os.FileInfo    // the executable when it began, to see whether a deploy replaced it since
+	exeErr  error          // why it could not be read then
 
 	// Set when it ends.
 	pid    int       // the new process, 0 if it never started

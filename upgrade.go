@@ -25,7 +25,7 @@ func (d *Daemon) now() time.Time { return time.Now() }
 
 // startAttempt starts the restart a in its own goroutine.
 func (d *Daemon) startAttempt(a *attempt) {
-	a.exe, _ = os.Stat(d.exe)
+	a.exe, a.exeErr = os.Stat(d.exe)
 	d.logError(d.notify.send(reloading(fmt.Sprintf("restarting: generation %d", d.gen+1))...))
 	go func() {
 		err := d.upgrade(a)
@@ -51,8 +51,8 @@ func (d *Daemon) exeChanged(a *attempt) bool {
 // upgrade runs the attempt a: start the new process, wait for it to be
 // ready, and stop it if it is not ready in time or a is aborted.
 func (d *Daemon) upgrade(a *attempt) error {
-	d.log.Info("daemonize: restarting", "executable", d.exe, "generation", d.gen+1)
-	if err := checkExecutable(d.exe); err != nil {
+	if err := checkExecutable(d.exe, a.exe, a.exeErr); err != nil {
+		d.log.Info("daemonize: restarting", "executable", d.exe, "generation", d.gen+1)
 		return &RestartError{Err: err}
 	}
 	wait := d.opts.UpgradeTimeout - readyGuard(d.opts.UpgradeTimeout)
@@ -93,6 +93,9 @@ func (d *Daemon) upgrade(a *attempt) error {
 		pid, err := d.flip.upgrade()
 		results <- flipResult{pid, err}
 	}()
+	// Logged once the new process starts, not before: its output waits in
+	// the capture, so the log keeps this line first.
+	d.log.Info("daemonize: restarting", "executable", d.exe, "generation", d.gen+1)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	timedOut := fmt.Errorf("%w (%s)", ErrUpgradeTimeout, d.opts.UpgradeTimeout)
@@ -186,9 +189,9 @@ func (d *Daemon) giveUp(results <-chan flipResult, why error) flipResult {
 	return r
 }
 
-// checkExecutable says clearly when the program's file is gone or broken.
-func checkExecutable(path string) error {
-	st, err := os.Stat(path)
+// checkExecutable says clearly when the program's file is gone or broken,
+// from what os.Stat(path) returned.
+func checkExecutable(path string, st os.FileInfo, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("executable %s no longer exists: install the binary there again (by rename) and retry; a binary built by go run is deleted when go run exits", path)
