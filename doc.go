@@ -75,8 +75,9 @@
 //     carries on alone: it serves once ready, and exits if it is not ready
 //     within UpgradeTimeout of the restart. It never hangs waiting for a
 //     parent. If the old one dies sooner, the new one cannot get the
-//     sockets (tableflip passes their names over a pipe from the parent)
-//     and exits: nothing serves until the service is started again, or, with
+//     sockets (the parent sends them over a socket pair just before it
+//     starts the new process, and tableflip the names of its own files
+//     over a pipe) and exits: nothing serves until the service is started again, or, with
 //     [Options.Supervise], the supervisor exits with the old process's
 //     status for the orchestrator to restart it.
 //   - With [Options.TakeBack], if the new process dies without a clean stop
@@ -158,6 +159,7 @@
 //     control block they share (ready or given up, serving, hurry).
 //   - fds.go and listener.go: the sockets and files passed on, found again
 //     by address or name; the gated listener; the connections Serve counts.
+//     passfd_unix.go: their descriptors, sent in bulk over a socket pair.
 //   - http.go: Serve and the drain of HTTP/1 and HTTP/2; h2goaway.go: the
 //     PING and GOAWAY that move an HTTP/2 client on; h2tls.go: how Serve
 //     sees the frames of HTTP/2 over TLS.
@@ -171,11 +173,13 @@
 //     around it.
 //
 // The life of a restart through them: SIGUSR1 reaches the lifecycle's loop
-// (lifecycle.go), which starts an attempt (upgrade.go): the parent writes the
-// manifest (handoff.go), points the new process's standard error at a
-// capture (output_unix.go) and asks tableflip to start the executable
-// (tableflip.go). The new process, in New, reads the manifest, claims its
-// sockets by address (fds.go) and, in Ready, wins the ready-or-given-up
+// (lifecycle.go), which starts an attempt (upgrade.go): the parent sends the
+// descriptors of the sockets and files (passfd_unix.go), writes the manifest
+// (handoff.go), points the new process's standard error at a capture
+// (output_unix.go) and asks tableflip to start the executable
+// (tableflip.go). The new process, in New, reads the manifest and the
+// descriptors, claims its sockets by address (fds.go; their listeners are
+// made beside the program's start) and, in Ready, wins the ready-or-given-up
 // race in the control block, takes the serving lock, accepts, writes the pid
 // file and tells tableflip. The parent's attempt ends; the lifecycle hands
 // over (stops accepting, tells systemd and the status file) and drains
