@@ -486,6 +486,17 @@ func inheritFds(files fileTable, m manifest) error {
 	return nil
 }
 
+// parentExits reports whether this process's parent, parent, exits within
+// killGrace.
+func parentExits(parent int) bool {
+	for end := time.Now().Add(killGrace); os.Getppid() == parent; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			return false
+		}
+	}
+	return true
+}
+
 // readyDeadline is how long a restarted process has left to become ready.
 func (d *Daemon) readyDeadline() time.Duration {
 	if d.inherit.Deadline != 0 {
@@ -594,7 +605,12 @@ func (d *Daemon) becomeReady() error {
 			return err
 		}
 	}
-	if err := d.flip.ready(); err != nil && os.Getppid() == d.parent {
+	// The old process closes the pipe of tableflip's byte only as it
+	// exits: a byte that cannot be written means it is exiting (killed a
+	// moment ago, its descriptors closed before its children are
+	// reparented), and this process, which won the hand-off, serves alone
+	// as when the old one died sooner.
+	if err := d.flip.ready(); err != nil && !parentExits(d.parent) {
 		return err
 	}
 	// Unless orphaned, the parent copies what this process wrote before
