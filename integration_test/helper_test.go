@@ -56,7 +56,10 @@ func runHelper(role string) {
 // inherits), and a GET /hijack endpoint (see hijackHandler). With
 // -access-log it logs a line per request to descriptor 2, through package
 // log, as a program's own logger does. A hook registered with
-// RegisterOnShutdown logs "helper: shutdown hook ran pid=<pid>".
+// RegisterOnShutdown logs "helper: shutdown hook ran pid=<pid>". With
+// -listeners n it also serves on n listeners on 127.0.0.1:0, each with an
+// http.Server of its own that answers GET /listener with its index; GET
+// /listeners lists their addresses.
 func helperServer(fault string) {
 	switch fault {
 	case faultExit1:
@@ -82,6 +85,7 @@ func helperServer(fault string) {
 	udp := flags.String("udp", "", "also answer datagrams on this UDP address")
 	unixPath := flags.String("unix", "", "also serve HTTP on this unix socket")
 	supervise := flags.Bool("supervise", false, "")
+	listeners := flags.Int("listeners", 0, "also serve on this many listeners on 127.0.0.1:0")
 	flags.Parse(os.Args[1:])
 
 	d, err := daemonize.New(daemonize.Options{
@@ -155,6 +159,24 @@ func helperServer(fault string) {
 		}
 		go d.Serve(&http.Server{Handler: mux}, eln)
 	}
+	var addrs []string
+	for i := range *listeners {
+		// Asked for as ":0", each keeps the port it first got.
+		xln, err := d.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			log.Fatal(err)
+		}
+		addrs = append(addrs, xln.Addr().String())
+		xmux := http.NewServeMux()
+		xmux.HandleFunc("GET /listener", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, i) })
+		xmux.Handle("/", mux)
+		go d.Serve(&http.Server{Handler: xmux}, xln)
+	}
+	mux.HandleFunc("GET /listeners", func(w http.ResponseWriter, r *http.Request) {
+		for _, a := range addrs {
+			fmt.Fprintln(w, a)
+		}
+	})
 	if *unixPath != "" {
 		uln, err := d.Listen("unix", *unixPath)
 		if err != nil {

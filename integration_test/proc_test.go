@@ -327,8 +327,11 @@ func (s *server) get(path string) string {
 // own requests never hold a keep-alive connection to an old process.
 var probe = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
 
-func (s *server) tryGet(path string) (string, error) {
-	resp, err := probe.Get("http://" + s.addr + path)
+func (s *server) tryGet(path string) (string, error) { return getFrom(s.addr, path) }
+
+// getFrom fetches path from addr with probe and returns the body of a 200.
+func getFrom(addr, path string) (string, error) {
+	resp, err := probe.Get("http://" + addr + path)
 	if err != nil {
 		return "", err
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -702,5 +703,50 @@ func TestBackToBackRestartsHurry(t *testing.T) {
 	}
 	if n := strings.Count(s.read(s.stderr), "asking it to hurry"); n == 0 {
 		t.Errorf("no restart waited for a draining predecessor: the test did not test hurrying")
+	}
+}
+
+// TestManyListenersAcrossRestarts restarts a server with 300 more
+// listeners, each with an http.Server of its own, while clients load the
+// first and the last of them: after each restart every listener keeps its
+// address, its socket (its server answers there) and answers from the new
+// process, no request fails, and the last generation holds as many
+// descriptors as the first.
+func TestManyListenersAcrossRestarts(t *testing.T) {
+	t.Parallel()
+	const n = 300
+	s := newServer(t, helperBin)
+	s.env = []string{"DAEMONIZE_TEST_HELPER=server"}
+	pid := s.start("-listeners", strconv.Itoa(n))
+	addrs := strings.Fields(s.get("/listeners"))
+	if len(addrs) != n {
+		t.Fatalf("GET /listeners lists %d addresses, want %d", len(addrs), n)
+	}
+	fds := openFDs(t, pid)
+	var loads []*backgroundLoad
+	for _, a := range []string{addrs[0], addrs[n-1]} {
+		loads = append(loads, startLoad(t, load.Config{Addr: a, KeepAlive: 1, NewConn: 1, MaxDuration: scale(2 * time.Minute)}))
+	}
+	for range 3 {
+		pid, _, _ = s.restart(pid)
+		if got := strings.Fields(s.get("/listeners")); !slices.Equal(got, addrs) {
+			t.Fatalf("after a restart the listeners are %d others: %v", len(got), got)
+		}
+		for i, a := range addrs {
+			body, err := getFrom(a, "/")
+			if err != nil || !strings.Contains(body, fmt.Sprintf("pid=%d ", pid)) {
+				t.Fatalf("GET / on %s after the restart to %d: %q, %v", a, pid, body, err)
+			}
+			if body, err := getFrom(a, "/listener"); err != nil || strings.TrimSpace(body) != strconv.Itoa(i) {
+				t.Fatalf("GET /listener on %s, listener %d: %q, %v", a, i, body, err)
+			}
+		}
+	}
+	for _, l := range loads {
+		l.check(t)
+	}
+	var now int
+	if !poll(scale(10*time.Second), func() bool { now = openFDs(t, pid); return now == fds }) {
+		t.Errorf("the last generation holds %d descriptors, the first held %d", now, fds)
 	}
 }
