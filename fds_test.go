@@ -570,3 +570,33 @@ func TestInheritFromEarlierRelease(t *testing.T) {
 		t.Errorf("a socket tableflip did not pass: %v, want an error", err)
 	}
 }
+
+// TestInheritFile passes a file from Daemon.File on, as a restart does: the
+// child gets the parent's open file, not a new one.
+func TestInheritFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state")
+	parent := &fdSet{lc: &net.ListenConfig{}, gen: 1}
+	defer parent.releaseKept()
+	f, err := parent.file("state", func() (*os.File, error) { return os.Create(path) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(path); err != nil { // only the open file is left
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("kept"); err != nil {
+		t.Fatal(err)
+	}
+	child := &fdSet{lc: &net.ListenConfig{}, gen: 2, inherited: handOff(t, parent)}
+	defer child.releaseKept()
+	got, err := child.file("state", func() (*os.File, error) { return nil, errors.New("opened anew") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	b := make([]byte, 4)
+	if _, err := got.ReadAt(b, 0); err != nil || string(b) != "kept" {
+		t.Errorf("inherited file reads %q, %v; want the parent's \"kept\"", b, err)
+	}
+}
