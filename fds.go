@@ -29,6 +29,7 @@ const (
 	pidLockName    = reservedPrefix + "pidlock"
 	stderrName     = reservedPrefix + "stderr"     // the real standard error, while the child's is captured
 	supervisorName = reservedPrefix + "supervisor" // the socket to the supervisor of Options.Supervise
+	filesName      = reservedPrefix + "files"      // the socket pair's end the program's descriptors wait in
 )
 
 // The kinds of inherited file.

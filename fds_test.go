@@ -600,3 +600,40 @@ func TestInheritFile(t *testing.T) {
 		t.Errorf("inherited file reads %q, %v; want the parent's \"kept\"", b, err)
 	}
 }
+
+// TestDiscardFds checks that the descriptors a failed new process left
+// unread are closed with the old process's end of the socket pair, though
+// another copy of that end (tableflip's) stays open: the socket they name
+// closes once nobody else holds it.
+func TestDiscardFds(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	fd, err := dupConn(ln.(*net.TCPListener))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := sendFds([]int{fd})
+	closeFds([]int{fd})
+	ln.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tableflips, err := dupFile(ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tableflips.Close()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("the socket in flight should still listen: %v", err)
+	}
+	c.Close()
+	discardFds(ch)
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("%s still accepts connections after the descriptors in flight were discarded", addr)
+	}
+}

@@ -19,9 +19,6 @@ import (
 // the new process a name to decode and five system calls before it could
 // say it was ready: 40 ms with a thousand listeners.
 
-// filesName is the name the socket pair's end travels under in tableflip.
-const filesName = reservedPrefix + "files"
-
 // maxFdsPerMessage stays under Linux's limit of 253 descriptors a message.
 const maxFdsPerMessage = 250
 
@@ -98,6 +95,32 @@ func recvFds(f *os.File, n int) ([]int, error) {
 		return fail(fmt.Errorf("got %d, want %d", len(fds), n))
 	}
 	return fds, nil
+}
+
+// discardFds closes f, the receiving end sendFds returned, and the
+// descriptors still waiting in it, nobody having read them; f may be nil.
+func discardFds(f *os.File) {
+	if f == nil {
+		return
+	}
+	defer f.Close()
+	var b [1]byte
+	oob := make([]byte, unix.CmsgSpace(maxFdsPerMessage*4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(int(f.Fd()), b[:], oob, unix.MSG_DONTWAIT|msgCloexec)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil || n == 0 && oobn == 0 {
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		for _, m := range msgs {
+			if fds, err := unix.ParseUnixRights(&m); err == nil {
+				closeFds(fds)
+			}
+		}
+	}
 }
 
 // closeFds closes descriptors this package owns.

@@ -46,6 +46,7 @@ func activatedSockets(bool) ([]entry, error)                  { return nil, nil 
 func sendFds([]int) (*os.File, error)                         { return nil, ErrNotSupported }
 func recvFds(*os.File, int) ([]int, error)                    { return nil, ErrNotSupported }
 func closeFds([]int)                                          {}
+func discardFds(*os.File)                                     {}
 func dupConn(syscall.Conn) (int, error)                       { return -1, ErrNotSupported }
 func fileFromFd(int, string) (*os.File, error)                { return nil, ErrNotSupported }
 func flush(*os.File)                                          {}

@@ -56,10 +56,15 @@ func (d *Daemon) upgrade(a *attempt) error {
 		return &RestartError{Err: err}
 	}
 	wait := d.opts.UpgradeTimeout - readyGuard(d.opts.UpgradeTimeout)
-	files, err := d.passFiles()
+	files, sent, err := d.passFiles()
 	if err != nil {
 		return &RestartError{Err: err}
 	}
+	// tableflip keeps its copy of the pair's end until the next attempt
+	// replaces it, and the garbage collector closes it: what a failed new
+	// process left unread is closed now, not descriptors by the thousand
+	// later.
+	defer discardFds(sent)
 	err = d.handoff.begin(manifest{
 		Generation:     d.gen + 1,
 		Started:        d.started.UnixNano(),
@@ -135,11 +140,12 @@ func (d *Daemon) upgrade(a *attempt) error {
 }
 
 // passFiles sends the program's sockets and files for the new process, and
-// returns their entries.
-func (d *Daemon) passFiles() ([]entry, error) {
+// returns their entries and the receiving end of the socket pair they are
+// in (nil if none), which tableflip passes.
+func (d *Daemon) passFiles() ([]entry, *os.File, error) {
 	files, err := d.fds.passOn()
 	if err != nil || len(files) == 0 {
-		return files, err
+		return files, nil, err
 	}
 	fds := make([]int, len(files))
 	for i, e := range files {
@@ -147,13 +153,13 @@ func (d *Daemon) passFiles() ([]entry, error) {
 	}
 	ch, err := sendFds(fds)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer ch.Close()
 	if err := d.flip.AddFile(filesName, ch); err != nil {
-		return nil, fmt.Errorf("daemonize: %w", err)
+		ch.Close()
+		return nil, nil, fmt.Errorf("daemonize: %w", err)
 	}
-	return files, nil
+	return files, ch, nil
 }
 
 // flipResult is the end of tableflip's upgrade: the new process's pid, if
