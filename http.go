@@ -92,8 +92,11 @@ func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
 	default:
 	}
 	err := srv.Serve(ln)
+	// Judged before served is closed: a take-back, which waits for it,
+	// then clears both marks and serves on in a goroutine of its own.
+	stopped := s.draining.Load() || g.byLibrary.Load() && errors.Is(err, net.ErrClosed)
 	close(s.served)
-	if s.draining.Load() || g.byLibrary.Load() && errors.Is(err, net.ErrClosed) {
+	if stopped {
 		return nil // stopped accepting for a stop or a hand-over; the drain follows
 	}
 	return err
