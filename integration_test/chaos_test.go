@@ -252,9 +252,10 @@ func (c *chaos) deploy() {
 // watch checks the process model until stop is closed: at most two
 // generations alive, and the pid file naming a live process, unless the
 // chaos killed that one a moment ago. A process counts once seen in 25
-// samples in a row (50 ms or more): Go's first start of a process clones a
-// short-lived probe (CLONE_PIDFD) that carries its parent's executable, and
-// on a loaded machine it can live a few milliseconds.
+// samples in a row (50 ms or more) and running threads: a child cloned
+// with CLONE_VFORK (Go's start of a process, and its CLONE_PIDFD probe)
+// carries its parent's executable with one thread until it execs or
+// exits, and under CPU contention it waited over 50 ms for a CPU.
 func (c *chaos) watch(stop <-chan struct{}) {
 	streak := make(map[int]int)
 	for {
@@ -273,7 +274,7 @@ func (c *chaos) watch(stop <-chan struct{}) {
 				continue // dying
 			}
 			c.s.track(p)
-			if next[p] = streak[p] + 1; next[p] >= 25 {
+			if next[p] = streak[p] + 1; next[p] >= 25 && threads(p) > 1 {
 				stable = append(stable, p)
 			}
 		}

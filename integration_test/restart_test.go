@@ -291,7 +291,9 @@ func describeProcs(pids []int) string {
 	for _, pid := range pids {
 		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-		fmt.Fprintf(&b, "  pid %d %+v, %d descriptors, %d threads\n", pid, procStat(st), len(fds), threads(pid))
+		wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		fmt.Fprintf(&b, "  pid %d %+v, %d descriptors, %d threads, waiting in %q, running %s\n", pid, procStat(st), len(fds), threads(pid), wchan, exe)
 	}
 	return b.String()
 }
