@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -189,8 +190,9 @@ type Daemon struct {
 	drainingC    chan struct{} // closed when a drain begins; a new one after a take-back
 	onDrain      []func(context.Context) error
 	servers      []*httpDrain
-	cancelDrain  context.CancelCauseFunc // of the drain under way
-	drainsDone   chan struct{}           // closed when the drain functions of the drain under way have returned
+	serving      map[*http.Server]net.Addr // the servers of servers, and what each serves
+	cancelDrain  context.CancelCauseFunc   // of the drain under way
+	drainsDone   chan struct{}             // closed when the drain functions of the drain under way have returned
 	hurried      atomic.Bool
 	shutDown     bool         // a server of the drain called http.Server.Shutdown: no take-back
 	releaseServe func()       // releases the lock that says this generation serves

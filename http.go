@@ -67,17 +67,29 @@ type connKey struct{}
 // Serve sets srv.Handler, srv.ConnState and srv.ConnContext to wrappers
 // around the ones already there, and puts its own function around
 // net/http's at srv.TLSNextProto["h2"], to see the frames of HTTP/2 over
-// TLS. So each call needs an [http.Server] of its own: to serve one
-// handler on two listeners, give it two servers.
+// TLS. So each call needs an [http.Server] of its own, and a listener of its
+// own: to serve one handler on two listeners, give it two servers. A second
+// call with the same server or listener returns an error at once.
 func (d *Daemon) Serve(srv *http.Server, ln net.Listener) error {
 	g := d.fds.served(ln)
 	if g == nil {
 		return fmt.Errorf("daemonize: Serve: the listener on %s is not from Daemon.Listen, nor wraps one: a restart could not pass it on", ln.Addr())
 	}
 	s := &httpDrain{d: d, ln: ln, g: g, srv: srv, conns: newConnTracker(), served: make(chan struct{})}
-	g.conns.Store(s.conns)
-	s.wrap()
 	d.drainMu.Lock()
+	if addr, ok := d.serving[srv]; ok {
+		d.drainMu.Unlock()
+		return fmt.Errorf("daemonize: Serve: this http.Server already serves %s; give each Serve call an http.Server of its own (they may share a handler)", addr)
+	}
+	if !g.conns.CompareAndSwap(nil, s.conns) {
+		d.drainMu.Unlock()
+		return fmt.Errorf("daemonize: Serve: the listener on %s is already served; call Serve once per listener", ln.Addr())
+	}
+	if d.serving == nil {
+		d.serving = make(map[*http.Server]net.Addr)
+	}
+	d.serving[srv] = ln.Addr()
+	s.wrap()
 	d.servers = append(d.servers, s)
 	draining := d.drainingC
 	d.drainMu.Unlock()

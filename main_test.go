@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMain runs the test binary as a helper process when
@@ -64,6 +66,24 @@ func misuse(dir string) {
 	say("New twice", err)
 	ln, err := d.Listen("tcp", "127.0.0.1:0")
 	say("Listen", err)
+	if ln != nil {
+		srv := &http.Server{}
+		go d.Serve(srv, ln)
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+			d.drainMu.Lock()
+			n := len(d.servers)
+			d.drainMu.Unlock()
+			if n > 0 {
+				break
+			}
+		}
+		ln2, err := d.Listen("tcp", "127.0.0.1:0")
+		if err == nil {
+			say("Serve with a server already serving", d.Serve(srv, ln2))
+			say("Serve on a listener already served", d.Serve(&http.Server{}, ln))
+			ln2.Close()
+		}
+	}
 	say("Ready", d.Ready())
 	say("Ready twice", d.Ready())
 	_, err = d.Listen("tcp", "127.0.0.1:0")
@@ -113,6 +133,8 @@ func TestMisuse(t *testing.T) {
 		{call: "File with a reserved name", msg: "reserved"},
 		{call: "New twice", msg: "New called twice"},
 		{call: "Listen"},
+		{call: "Serve with a server already serving", msg: "this http.Server already serves"},
+		{call: "Serve on a listener already served", msg: "is already served"},
 		{call: "Ready"},
 		{call: "Ready twice", msg: "Ready called twice", ready: true},
 		{call: "Listen after Ready", msg: "create every listener and file before Ready", ready: true},
