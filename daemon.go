@@ -470,6 +470,9 @@ func inheritFds(files fileTable, m manifest) error {
 		}
 		return nil
 	}
+	if err := checkFdLimit(len(m.Files)); err != nil {
+		return err
+	}
 	ch, err := files.File(filesName)
 	if err == nil && ch == nil {
 		err = errors.New("the old process passed none")
@@ -573,9 +576,13 @@ func (d *Daemon) Ready() error {
 // becomeReady does the work of Ready, in the lifecycle's loop, so that a
 // signal is handled wholly before it or wholly after.
 func (d *Daemon) becomeReady() error {
-	for _, e := range d.fds.markReady() {
+	left, err := d.fds.markReady()
+	if err != nil {
+		return err
+	}
+	for _, e := range left {
 		d.log.Info("daemonize: closing inherited socket nobody asked for", "network", e.Network, "addr", e.Addr)
-		if e.Kind == kindListener && strings.HasPrefix(e.Network, "unix") && !strings.HasPrefix(e.Bound, "@") {
+		if e.ownPath() {
 			os.Remove(e.Bound)
 		}
 	}
@@ -612,7 +619,7 @@ func (d *Daemon) becomeReady() error {
 	// moment ago, its descriptors closed before its children are
 	// reparented), and this process, which won the hand-off, serves alone
 	// as when the old one died sooner.
-	if err := d.flip.ready(); err != nil && !parentExits(d.parent) {
+	if err := d.flip.ready(); err != nil && !(errors.Is(err, errParentExiting) && parentExits(d.parent)) {
 		return err
 	}
 	// Unless orphaned, the parent copies what this process wrote before

@@ -1,6 +1,7 @@
 package daemonize
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,11 @@ const (
 	supervisorName = reservedPrefix + "supervisor" // the socket to the supervisor of Options.Supervise
 	filesName      = reservedPrefix + "files"      // the socket pair's end the program's descriptors wait in
 )
+
+// activatedPrefix starts the names of the sockets systemd passed (socket
+// activation), which keep them across restarts: their files belong to the
+// socket unit, and the library never removes them.
+const activatedPrefix = "sd."
 
 // The kinds of inherited file.
 const (
@@ -74,6 +80,7 @@ type fdSet struct {
 	listeners []*gatedListener // from Listen: closed at once when a new process takes over
 	toMake    []*gatedListener // inherited, whose net.Listener is not made yet
 	making    bool             // makeListeners runs
+	makeErr   error            // why makeListeners could not make one
 }
 
 // errAfterReady says a listener or file was asked for after Ready.
@@ -158,7 +165,11 @@ func (s *fdSet) makeListeners() {
 		l := s.toMake[0]
 		s.toMake = s.toMake[1:]
 		s.mu.Unlock()
-		l.makeInner()
+		if err := l.makeInner(); err != nil {
+			s.mu.Lock()
+			s.makeErr = cmp.Or(s.makeErr, err)
+			s.mu.Unlock()
+		}
 	}
 }
 
@@ -308,6 +319,7 @@ func (s *fdSet) file(name string, open func() (*os.File, error)) (*os.File, erro
 		return nil, fmt.Errorf("daemonize: File %s: open returned no file", name)
 	}
 	if _, err := s.add(kindFile, "", name, "", f); err != nil {
+		f.Close()
 		return nil, err
 	}
 	return f, nil
@@ -512,29 +524,52 @@ func (s *fdSet) unixPaths() []string {
 	defer s.mu.Unlock()
 	var paths []string
 	for _, e := range s.used {
-		if strings.HasPrefix(e.Network, "unix") && !strings.HasPrefix(e.Bound, "@") && e.Bound != "" {
+		if e.ownPath() {
 			paths = append(paths, e.Bound)
 		}
 	}
 	return paths
 }
 
-// passOn returns the entries to hand to the next generation, with their
-// descriptors, which stay this set's.
-func (s *fdSet) passOn() ([]entry, error) {
+// ownPath reports whether e is a unix socket whose file the library
+// created, and removes once nobody listens on it: not an abstract one, nor
+// one systemd created.
+func (e entry) ownPath() bool {
+	return e.Kind != kindFile && strings.HasPrefix(e.Network, "unix") && e.Bound != "" && !strings.HasPrefix(e.Bound, "@") && !strings.HasPrefix(e.Name, activatedPrefix)
+}
+
+// passOn returns the entries to hand to the next generation, and the
+// receiving end of a socket pair that holds their descriptors (nil if
+// there are none). The set's lock keeps them open meanwhile.
+func (s *fdSet) passOn() ([]entry, *os.File, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.released {
-		return nil, errors.New("daemonize: this process has let go of its sockets")
+		return nil, nil, errors.New("daemonize: this process has let go of its sockets")
 	}
-	return slices.Clone(s.used), nil
+	if len(s.used) == 0 {
+		return nil, nil, nil
+	}
+	fds := make([]int, len(s.used))
+	for i, e := range s.used {
+		fds[i] = e.fd
+	}
+	sent, err := sendFds(fds)
+	if err != nil {
+		return nil, nil, err
+	}
+	return slices.Clone(s.used), sent, nil
 }
 
 // markReady stops new listeners, closes the inherited sockets and files
-// nobody claimed, and returns their entries.
-func (s *fdSet) markReady() []entry {
+// nobody claimed, and returns their entries; or, if an inherited listener
+// made so far could not be, the error, so that the old process serves on.
+func (s *fdSet) markReady() ([]entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.makeErr != nil {
+		return nil, s.makeErr
+	}
 	s.ready = true
 	left := s.inherited
 	if s.unclaimed != nil {
@@ -544,5 +579,5 @@ func (s *fdSet) markReady() []entry {
 	for _, e := range left {
 		closeFds([]int{e.fd})
 	}
-	return left
+	return left, nil
 }

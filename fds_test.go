@@ -42,19 +42,11 @@ func (m memTable) File(name string) (*os.File, error) {
 // entries a child inherits.
 func handOff(tb testing.TB, parent *fdSet) []entry {
 	tb.Helper()
-	files, err := parent.passOn()
+	files, ch, err := parent.passOn()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	m, err := decodeManifest(encodeManifest(manifest{Generation: parent.gen + 1, Files: files}))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	fds := make([]int, len(files))
-	for i, e := range files {
-		fds[i] = e.fd
-	}
-	ch, err := sendFds(fds)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -118,15 +110,17 @@ func TestInheritListeners(t *testing.T) {
 	if cpc.LocalAddr().String() != pc.LocalAddr().String() {
 		t.Errorf("child ListenPacket got %s, want %s", cpc.LocalAddr(), pc.LocalAddr())
 	}
-	if left := child.markReady(); len(left) != 0 {
-		t.Errorf("unclaimed after every socket was asked for: %v", left)
+	if left, err := child.markReady(); len(left) != 0 || err != nil {
+		t.Errorf("unclaimed after every socket was asked for: %v, %v", left, err)
 	}
 	if _, err := child.listen("tcp", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "after Ready") {
 		t.Errorf("Listen after Ready: %v, want an error", err)
 	}
-	if got, _ := child.passOn(); len(got) != 4 {
-		t.Errorf("child passes on %d sockets, want 4", len(got))
+	got, ch, err := child.passOn()
+	if err != nil || len(got) != 4 {
+		t.Errorf("child passes on %d sockets (%v), want 4", len(got), err)
 	}
+	discardFds(ch)
 }
 
 func TestSameAddr(t *testing.T) {
@@ -412,8 +406,8 @@ func benchInherit(b *testing.B, n int, accept bool) {
 			}
 			ln.Close()
 		}
-		if left := child.markReady(); len(left) != 0 {
-			b.Fatalf("%d left", len(left))
+		if left, err := child.markReady(); len(left) != 0 || err != nil {
+			b.Fatalf("%d left, %v", len(left), err)
 		}
 		child.releaseKept()
 	}
@@ -491,7 +485,9 @@ func TestInheritedListenersMadeLater(t *testing.T) {
 		lns = append(lns, ln)
 	}
 	lns[1].Close()
-	child.markReady()
+	if _, err := child.markReady(); err != nil {
+		t.Fatal(err)
+	}
 	close(ready)
 	for i, ln := range lns {
 		if i == 1 {
@@ -635,5 +631,76 @@ func TestDiscardFds(t *testing.T) {
 	if c, err := net.Dial("tcp", addr); err == nil {
 		c.Close()
 		t.Errorf("%s still accepts connections after the descriptors in flight were discarded", addr)
+	}
+}
+
+// TestOwnPath checks which socket files the library removes when nobody
+// listens on them any more: its own, not abstract ones nor systemd's.
+func TestOwnPath(t *testing.T) {
+	for _, tc := range []struct {
+		e    entry
+		want bool
+	}{
+		{entry{Name: "g1.1", Kind: kindListener, Network: "unix", Bound: "/run/app.sock"}, true},
+		{entry{Name: "g2.3", Kind: kindPacket, Network: "unixgram", Bound: "/run/app.dgram"}, true},
+		{entry{Name: "g1.1", Kind: kindListener, Network: "unix", Bound: "@app"}, false},
+		{entry{Name: "sd.3", Kind: kindListener, Network: "unix", Bound: "/run/app.sock"}, false},
+		{entry{Name: "g1.1", Kind: kindListener, Network: "tcp", Bound: "127.0.0.1:80"}, false},
+		{entry{Name: "g1.2", Kind: kindFile, Addr: "state"}, false},
+	} {
+		if got := tc.e.ownPath(); got != tc.want {
+			t.Errorf("%+v: ownPath() = %v, want %v", tc.e, got, tc.want)
+		}
+	}
+}
+
+// TestInheritedListenerNotASocket checks that a listener that cannot be
+// made from what was inherited makes Ready fail, so that the old process
+// serves on, and makes its Accept say why.
+func TestInheritedListenerNotASocket(t *testing.T) {
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := dupConn(null)
+	null.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	child := &fdSet{lc: &net.ListenConfig{}, gen: 2, readyC: ready, inherited: []entry{{Name: "g1.1", Kind: kindListener, Network: "tcp", Addr: "127.0.0.1:0", Bound: "127.0.0.1:9", fd: fd}}}
+	defer child.releaseKept()
+	ln, err := child.listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ln.(*gatedListener).made
+	if _, err := child.markReady(); err == nil || !strings.Contains(err.Error(), "inherited listener tcp 127.0.0.1:9") {
+		t.Errorf("Ready with a listener that could not be made: %v, want its error", err)
+	}
+	close(ready)
+	if _, err := ln.Accept(); err == nil || errors.Is(err, net.ErrClosed) {
+		t.Errorf("Accept: %v, want why the listener could not be made", err)
+	}
+}
+
+// TestCheckFdLimit lowers the open files limit under what a thousand
+// inherited sockets need.
+func TestCheckFdLimit(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+	low := lim
+	low.Cur = min(lim.Max, 1024)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkFdLimit(100); err != nil {
+		t.Errorf("100 sockets under a limit of 1024: %v", err)
+	}
+	if err := checkFdLimit(1000); err == nil || !strings.Contains(err.Error(), "raise it to 2064 at least") {
+		t.Errorf("1000 sockets under a limit of 1024: %v, want what to raise it to", err)
 	}
 }

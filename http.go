@@ -344,6 +344,10 @@ func (s *httpDrain) closeAll() error {
 // resume makes a server that drained for a hand-over serve again, on the
 // socket kept for its listener, after the new process died.
 func (s *httpDrain) resume(d *Daemon) error {
+	// The drain may have ended before the first srv.Serve returned (its
+	// listener is closed, so it does at once): Serve judges why it
+	// returned by the marks cleared below.
+	<-s.served
 	if err := s.g.reopen(); err != nil {
 		return fmt.Errorf("http server on %s: %w", s.g.Addr(), err)
 	}

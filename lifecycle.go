@@ -296,7 +296,7 @@ func (l *lifecycle) onRestart(reply chan<- error) {
 		l.log.Info("daemonize: restart signal passed on to the process that took over", "pid", l.successor)
 		l.w.signal(l.successor, sigRestart)
 	case tookBack:
-		refuse(fmt.Errorf("daemonize: restart refused: this process took the service back after its successor died, and the sockets it kept pass on once; stop it and start the service again: %w", ErrHandedOver))
+		refuse(fmt.Errorf("daemonize: restart refused: this process took the service back after its successor died, and a process hands over once (tableflip starts no second new process after a successful one); stop it and start the service again: %w", ErrHandedOver))
 	case stopping:
 		refuse(fmt.Errorf("daemonize: restart: %w", ErrStopping))
 	}

@@ -83,23 +83,25 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 }
 
 // makeInner makes the net.Listener of an inherited socket, unless it was
-// closed first.
-func (l *gatedListener) makeInner() {
+// closed first, and returns why it could not.
+func (l *gatedListener) makeInner() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	defer close(l.made)
 	select {
 	case <-l.closed:
 		l.openErr = net.ErrClosed
-		return
+		return nil
 	default:
 	}
 	if l.inner == nil {
 		var err error
 		if l.inner, err = listenerFromFd(l.fd); err != nil {
 			l.openErr = fmt.Errorf("daemonize: inherited listener %s %s: %w", l.network, l.addr, err)
+			return l.openErr
 		}
 	}
+	return nil
 }
 
 // listenerFromFd returns a listener on a duplicate of fd.

@@ -30,14 +30,20 @@ func sendFds(fds []int) (*os.File, error) {
 		return nil, fmt.Errorf("daemonize: socket pair for the hand-off: %w", err)
 	}
 	defer unix.Close(pair[0])
+	// Room for every message: macOS and the BSDs start with 8 KiB.
+	// Linux caps it at net.core.wmem_max and takes that as a hint.
+	unix.SetsockoptInt(pair[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
 	for rest := fds; len(rest) > 0; {
 		n := min(len(rest), maxFdsPerMessage)
 		// Nobody reads until the new process starts: a full buffer is
 		// an error here, not a wait.
 		if err := unix.Sendmsg(pair[0], []byte{0}, unix.UnixRights(rest[:n]...), nil, unix.MSG_DONTWAIT); err != nil {
 			unix.Close(pair[1])
-			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ETOOMANYREFS) {
+			switch {
+			case errors.Is(err, unix.ETOOMANYREFS):
 				err = fmt.Errorf("%w: too many descriptors in flight for this user; raise the open files limit (ulimit -n) above twice the sockets and files passed", err)
+			case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.ENOBUFS):
+				err = fmt.Errorf("%w: the socket pair cannot hold so many descriptors; pass fewer sockets and files", err)
 			}
 			return nil, fmt.Errorf("daemonize: passing %d descriptors to the new process: %w", len(fds), err)
 		}
@@ -104,6 +110,11 @@ func discardFds(f *os.File) {
 		return
 	}
 	defer f.Close()
+	if msgCloexec == 0 {
+		// As in recvFds: no process may start while one is open.
+		syscall.ForkLock.RLock()
+		defer syscall.ForkLock.RUnlock()
+	}
 	var b [1]byte
 	oob := make([]byte, unix.CmsgSpace(maxFdsPerMessage*4))
 	for {
@@ -121,6 +132,20 @@ func discardFds(f *os.File) {
 			}
 		}
 	}
+}
+
+// checkFdLimit says what to do when the open files limit leaves too little
+// room for n inherited sockets and files: each takes a descriptor, and a
+// listener a second one once made.
+func checkFdLimit(n int) error {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		return nil
+	}
+	if need := uint64(2*n + 64); uint64(lim.Cur) < need {
+		return fmt.Errorf("daemonize: the open files limit is %d, too low for the %d sockets and files to inherit: raise it to %d at least (ulimit -n, or LimitNOFILE= for systemd)", lim.Cur, n, need)
+	}
+	return nil
 }
 
 // closeFds closes descriptors this package owns.

@@ -38,7 +38,7 @@ func activatedSockets(supervised bool) ([]entry, error) {
 		}
 		f := os.NewFile(uintptr(fd), name)
 		defer f.Close()
-		e := entry{Name: fmt.Sprintf("sd.%d", fd), Addr: name, fd: -1}
+		e := entry{Name: fmt.Sprintf("%s%d", activatedPrefix, fd), Addr: name, fd: -1}
 		var a net.Addr
 		if typ == unix.SOCK_DGRAM {
 			pc, err := net.FilePacketConn(f)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cloudflare/tableflip"
@@ -90,10 +91,17 @@ func (f *flipper) parentGone() <-chan struct{} {
 	return f.parent
 }
 
+// errParentExiting says that the parent closed the pipe tableflip tells it
+// on, which it does only as it exits.
+var errParentExiting = errors.New("the old process is exiting")
+
 // ready tells the parent that this process is ready, which ends its
 // upgrade successfully, and closes the inherited descriptors nobody took.
 func (f *flipper) ready() error {
 	if err := f.upg.Ready(); err != nil {
+		if strings.HasSuffix(err.Error(), syscall.EPIPE.Error()) {
+			return fmt.Errorf("daemonize: %w: %w", errParentExiting, err)
+		}
 		return fmt.Errorf("daemonize: %w", err)
 	}
 	return nil

@@ -47,6 +47,7 @@ func sendFds([]int) (*os.File, error)                         { return nil, ErrN
 func recvFds(*os.File, int) ([]int, error)                    { return nil, ErrNotSupported }
 func closeFds([]int)                                          {}
 func discardFds(*os.File)                                     {}
+func checkFdLimit(int) error                                  { return nil }
 func dupConn(syscall.Conn) (int, error)                       { return -1, ErrNotSupported }
 func fileFromFd(int, string) (*os.File, error)                { return nil, ErrNotSupported }
 func flush(*os.File)                                          {}

@@ -143,17 +143,9 @@ func (d *Daemon) upgrade(a *attempt) error {
 // returns their entries and the receiving end of the socket pair they are
 // in (nil if none), which tableflip passes.
 func (d *Daemon) passFiles() ([]entry, *os.File, error) {
-	files, err := d.fds.passOn()
-	if err != nil || len(files) == 0 {
+	files, ch, err := d.fds.passOn()
+	if err != nil || ch == nil {
 		return files, nil, err
-	}
-	fds := make([]int, len(files))
-	for i, e := range files {
-		fds[i] = e.fd
-	}
-	ch, err := sendFds(fds)
-	if err != nil {
-		return nil, nil, err
 	}
 	if err := d.flip.AddFile(filesName, ch); err != nil {
 		ch.Close()

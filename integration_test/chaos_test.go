@@ -145,8 +145,8 @@ func TestChaos(t *testing.T) {
 	restart := func() (int, string) {
 		return tool(t, "restart", "-pidfile", s.pidFile, "-timeout", scale(30*time.Second).String())
 	}
-	// A process that took the service back hands over no more (the
-	// sockets it kept pass on once): the deploy command says so at once,
+	// A process that took the service back hands over no more (a
+	// process hands over once): the deploy command says so at once,
 	// and the documented remedy, a stop and a start, follows the load.
 	code, out := restart()
 	tookBack := code == 1 && strings.Contains(out, "took the service back")
