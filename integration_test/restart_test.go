@@ -680,10 +680,10 @@ func TestRestartSignalBeforeReady(t *testing.T) {
 // serves, under load: each restart is asked of a process whose predecessor
 // still drains, which makes that one hurry (close its idle connections
 // sooner) and starts once it has exited. No request may fail, but for the
-// race the README documents: a keep-alive client that sends on a
-// connection it left unused for the hurried grace (100 ms), as a client
-// starved of CPU on a busy machine does, can meet the close of that idle
-// connection. Such a request is counted apart, and only it may fail.
+// race the README documents: a client that sends on a connection it left
+// unused for the hurried grace (100 ms), kept alive or just opened, as a
+// client starved of CPU on a busy machine does, can meet the close of that
+// idle connection. Such a request is counted apart, and only it may fail.
 func TestBackToBackRestartsHurry(t *testing.T) {
 	t.Parallel()
 	s := newServer(t, exampleBin)

@@ -34,9 +34,10 @@ type Config struct {
 	MaxDuration time.Duration // stop after this long; required
 	Timeout     time.Duration // per request; 0: 30s
 	RecordEnds  bool          // keep the end time of each successful fast request in Result.Ends
-	// IdleRace is the server's idle grace: a failed request sent on a
-	// keep-alive connection this long or more after the previous response
-	// on it was read counts in Result.IdleRaced too. 0: none does.
+	// IdleRace is the server's idle grace: a failed request sent this long
+	// or more after its connection was opened, or after the previous
+	// response on it was read, counts in Result.IdleRaced too. 0: none
+	// does.
 	IdleRace time.Duration
 }
 
@@ -46,9 +47,10 @@ type Result struct {
 	Failed   int64            // requests that got no complete 200 response
 	Failures map[string]int64 // failed requests by kind
 	// IdleRaced counts the failed requests that met the race a server's
-	// close of an idle keep-alive connection always has with a client
-	// sending on it: sent on a reused connection Config.IdleRace or more
-	// after the previous response on it was read (a client starved of CPU).
+	// close of an idle connection always has with a client sending on it:
+	// sent Config.IdleRace or more after the connection was opened or the
+	// previous response on it was read (a client starved of CPU). A new
+	// connection that has carried nothing yet is idle to a server too.
 	IdleRaced int64
 	FirstErrs []string        // a few failures, for a message
 	FailedAt  []time.Time     // when the first failures happened, up to maxFailedAt
@@ -127,7 +129,6 @@ func Run(ctx context.Context, c Config) *Result {
 	client := func(path string, keepAlive, fast bool) {
 		defer wg.Done()
 		var cn *conn
-		var read time.Time // when the previous response on cn was read
 		defer func() {
 			if cn != nil {
 				cn.Close()
@@ -135,7 +136,6 @@ func Run(ctx context.Context, c Config) *Result {
 		}()
 		for take() {
 			t0 := time.Now()
-			reused := cn != nil
 			if cn == nil {
 				var err error
 				if cn, err = dial(ctx, c.Addr); err != nil {
@@ -146,10 +146,11 @@ func Run(ctx context.Context, c Config) *Result {
 					continue
 				}
 			}
-			idle := reused && c.IdleRace > 0 && t0.Sub(read) >= c.IdleRace
+			since := cn.since
 			closeAfter, err := cn.get(path, c.Timeout)
-			read = time.Now()
-			record(err, read.Sub(t0), fast, idle)
+			cn.since = time.Now()
+			idle := c.IdleRace > 0 && cn.sent.Sub(since) >= c.IdleRace
+			record(err, cn.since.Sub(t0), fast, idle)
 			if err != nil || closeAfter || !keepAlive {
 				cn.Close()
 				cn = nil
@@ -176,8 +177,10 @@ func Run(ctx context.Context, c Config) *Result {
 // conn is one client connection.
 type conn struct {
 	net.Conn
-	br   *bufio.Reader
-	host string
+	br    *bufio.Reader
+	host  string
+	since time.Time // when it was opened, or the previous response on it read
+	sent  time.Time // when the last request was written, or failed to be
 }
 
 func dial(ctx context.Context, addr string) (*conn, error) {
@@ -186,14 +189,16 @@ func dial(ctx context.Context, addr string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &conn{Conn: c, br: bufio.NewReader(c), host: addr}, nil
+	return &conn{Conn: c, br: bufio.NewReader(c), host: addr, since: time.Now()}, nil
 }
 
 // get sends one request and reads the whole response. It reports whether the
 // server said it closes the connection.
 func (c *conn) get(path string, timeout time.Duration) (closeAfter bool, err error) {
 	c.SetDeadline(time.Now().Add(timeout))
-	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, c.host); err != nil {
+	_, err = fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, c.host)
+	c.sent = time.Now()
+	if err != nil {
 		return true, err
 	}
 	resp, err := http.ReadResponse(c.br, nil)
