@@ -307,10 +307,9 @@ func (s *httpDrain) closeIdle(hurry, h2 bool) (h1Left, hijacked bool) {
 		if f := tc.frames.Load(); f != nil && !f.settled(time.Unix(0, now)) {
 			continue // its client is told first, with the PING and GOAWAY
 		}
-		idle := st == http.StateIdle || st == http.StateNew && !isH2
 		// A request that has arrived, unread, keeps it open, and so do
 		// responses kept until the client acknowledges the drain's PING.
-		if idle && now-tc.idleAt.Load() >= grace && unread(tc.Conn) == 0 && !tc.holding() {
+		if tc.idleFor(st, isH2, now) >= grace && unread(tc.Conn) == 0 && !tc.holding() {
 			if top := tc.top.Load(); top != nil {
 				go (*top).Close()
 			} else {
@@ -319,6 +318,28 @@ func (s *httpDrain) closeIdle(hurry, h2 bool) (h1Left, hijacked bool) {
 		}
 	}
 	return h1Left, hijacked
+}
+
+// idleFor returns how long, at now (Unix nanoseconds), the HTTP/1
+// connection tc in state st has been idle, or -1 if it is not.
+//
+// Bytes read since it became idle are the start of a request: net/http has
+// them in its buffer, and the connection keeps its state until it has
+// parsed the request's header, which a goroutine starved of CPU may take
+// a while to do. Only a TLS handshake reads before a new connection's first
+// request: such a connection is idle from its last read.
+func (tc *trackedConn) idleFor(st http.ConnState, isH2 bool, now int64) int64 {
+	if isH2 || st != http.StateIdle && st != http.StateNew {
+		return -1
+	}
+	since := tc.idleAt.Load()
+	if read := tc.readAt.Load(); read > since {
+		if top := tc.top.Load(); st == http.StateIdle || top == nil || *top == net.Conn(tc) {
+			return -1
+		}
+		since = read
+	}
+	return now - since
 }
 
 // closeAll closes every connection left at the drain deadline, and says

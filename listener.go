@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // gatedListener is the listener [Daemon.Listen] returns. Its Accept waits
@@ -223,6 +224,7 @@ type trackedConn struct {
 	top    atomic.Pointer[net.Conn] // the connection net/http serves: this one, or a TLS connection around it
 	state  atomic.Int32             // the last http.ConnState
 	idleAt atomic.Int64             // when it last became idle, Unix nanoseconds
+	readAt atomic.Int64             // when it last read bytes, Unix nanoseconds
 	h2     atomic.Bool              // it carries HTTP/2
 	busy   atomic.Int32             // requests in the handler
 
@@ -238,6 +240,9 @@ type trackedConn struct {
 // its frames, for the ACK of the drain's PING (h2goaway.go).
 func (c *trackedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.readAt.Store(time.Now().UnixNano())
+	}
 	got := p[:n]
 	if n > 0 && !c.decided.Load() {
 		got = c.sniff.look(got)
