@@ -44,7 +44,8 @@ func TestIdleFor(t *testing.T) {
 		{"new TLS, handshake done", true, http.StateNew, false, ago(time.Second), ago(300 * time.Millisecond), 300 * time.Millisecond},
 		{"TLS keep-alive, request read", true, http.StateIdle, false, ago(time.Second), ago(time.Millisecond), -1},
 		{"active", false, http.StateActive, false, ago(time.Second), 0, -1},
-		{"HTTP/2", false, http.StateIdle, true, ago(time.Second), 0, -1},
+		{"HTTP/2, no stream open, frames read", false, http.StateIdle, true, ago(time.Second), ago(time.Millisecond), time.Second},
+		{"HTTP/2, new", false, http.StateNew, true, ago(time.Second), 0, -1},
 	} {
 		c := newConn(tc.tls, tc.idleAt, tc.readAt)
 		got := time.Duration(c.idleFor(tc.st, tc.h2, now.UnixNano()))

@@ -320,16 +320,20 @@ func (s *httpDrain) closeIdle(hurry, h2 bool) (h1Left, hijacked bool) {
 	return h1Left, hijacked
 }
 
-// idleFor returns how long, at now (Unix nanoseconds), the HTTP/1
-// connection tc in state st has been idle, or -1 if it is not.
+// idleFor returns how long, at now (Unix nanoseconds), the connection tc
+// in state st has been idle, or -1 if it is not. An HTTP/2 connection is
+// idle in net/http's StateIdle (no stream open), whatever its frames.
 //
-// Bytes read since it became idle are the start of a request: net/http has
-// them in its buffer, and the connection keeps its state until it has
-// parsed the request's header, which a goroutine starved of CPU may take
-// a while to do. Only a TLS handshake reads before a new connection's first
-// request: such a connection is idle from its last read.
+// On HTTP/1, bytes read since the connection became idle are the start of
+// a request: net/http has them in its buffer, and the connection keeps its
+// state until it has parsed the request's header, which a goroutine starved
+// of CPU may take a while to do. Only a TLS handshake reads before a new
+// connection's first request: such a connection is idle from its last read.
 func (tc *trackedConn) idleFor(st http.ConnState, isH2 bool, now int64) int64 {
-	if isH2 || st != http.StateIdle && st != http.StateNew {
+	switch {
+	case st == http.StateIdle && isH2:
+		return now - tc.idleAt.Load()
+	case isH2 || st != http.StateIdle && st != http.StateNew:
 		return -1
 	}
 	since := tc.idleAt.Load()
