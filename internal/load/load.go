@@ -35,9 +35,9 @@ type Config struct {
 	Timeout     time.Duration // per request; 0: 30s
 	RecordEnds  bool          // keep the end time of each successful fast request in Result.Ends
 	// IdleRace is the server's idle grace: a failed request sent this long
-	// or more after its connection was opened, or after the previous
-	// response on it was read, counts in Result.IdleRaced too. 0: none
-	// does.
+	// or more after its connection began to be opened, or after the
+	// previous request on it was sent, counts in Result.IdleRaced too. 0:
+	// none does.
 	IdleRace time.Duration
 }
 
@@ -46,10 +46,12 @@ type Result struct {
 	Requests int64            // requests completed or failed
 	Failed   int64            // requests that got no complete 200 response
 	Failures map[string]int64 // failed requests by kind
-	// IdleRaced counts the failed requests that met the race a server's
-	// close of an idle connection always has with a client sending on it:
-	// sent Config.IdleRace or more after the connection was opened or the
-	// previous response on it was read (a client starved of CPU). A new
+	// IdleRaced counts the failed requests that may have met the race a
+	// server's close of an idle connection always has with a client sending
+	// on it. The server's idle time starts after the client began to open
+	// the connection, or after it sent the previous request on it (the
+	// server answered later), so a request sent less than Config.IdleRace
+	// after that cannot have met it: only the others count. A new
 	// connection that has carried nothing yet is idle to a server too.
 	IdleRaced int64
 	FirstErrs []string        // a few failures, for a message
@@ -138,7 +140,7 @@ func Run(ctx context.Context, c Config) *Result {
 			t0 := time.Now()
 			if cn == nil {
 				var err error
-				if cn, err = dial(ctx, c.Addr); err != nil {
+				if cn, err = dial(ctx, c.Addr, t0); err != nil {
 					if ctx.Err() == nil {
 						record(err, 0, fast, false)
 						time.Sleep(time.Millisecond) // a refused client does not spin
@@ -148,9 +150,10 @@ func Run(ctx context.Context, c Config) *Result {
 			}
 			since := cn.since
 			closeAfter, err := cn.get(path, c.Timeout)
-			cn.since = time.Now()
+			end := time.Now()
 			idle := c.IdleRace > 0 && cn.sent.Sub(since) >= c.IdleRace
-			record(err, cn.since.Sub(t0), fast, idle)
+			cn.since = cn.sent
+			record(err, end.Sub(t0), fast, idle)
 			if err != nil || closeAfter || !keepAlive {
 				cn.Close()
 				cn = nil
@@ -179,17 +182,17 @@ type conn struct {
 	net.Conn
 	br    *bufio.Reader
 	host  string
-	since time.Time // when it was opened, or the previous response on it read
+	since time.Time // when it began to be opened, or the previous request on it was sent
 	sent  time.Time // when the last request was written, or failed to be
 }
 
-func dial(ctx context.Context, addr string) (*conn, error) {
+func dial(ctx context.Context, addr string, start time.Time) (*conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	return &conn{Conn: c, br: bufio.NewReader(c), host: addr, since: time.Now()}, nil
+	return &conn{Conn: c, br: bufio.NewReader(c), host: addr, since: start}, nil
 }
 
 // get sends one request and reads the whole response. It reports whether the
