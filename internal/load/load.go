@@ -138,6 +138,7 @@ func Run(ctx context.Context, c Config) *Result {
 		}()
 		for take() {
 			t0 := time.Now()
+			reused := cn != nil
 			if cn == nil {
 				var err error
 				if cn, err = dial(ctx, c.Addr, t0); err != nil {
@@ -152,6 +153,11 @@ func Run(ctx context.Context, c Config) *Result {
 			closeAfter, err := cn.get(path, c.Timeout)
 			end := time.Now()
 			idle := c.IdleRace > 0 && cn.sent.Sub(since) >= c.IdleRace
+			if err != nil {
+				// For the first errors: how the request met the server.
+				err = fmt.Errorf("%w (%s connection, sent %s after it began to open or the previous request was sent, failed %s later)",
+					err, map[bool]string{true: "reused", false: "new"}[reused], cn.sent.Sub(since).Round(time.Millisecond), end.Sub(cn.sent).Round(time.Millisecond))
+			}
 			cn.since = cn.sent
 			record(err, end.Sub(t0), fast, idle)
 			if err != nil || closeAfter || !keepAlive {
