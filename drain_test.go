@@ -28,6 +28,12 @@ func TestIdleFor(t *testing.T) {
 		tc.readAt.Store(readAt)
 		return tc
 	}
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if got := newConnTracker().track(a).(*trackedConn).idleFor(http.StateNew, false, now.UnixNano()); got > int64(time.Second) {
+		t.Errorf("a connection just accepted, before net/http's ConnContext: idle for %v", time.Duration(got))
+	}
 	for _, tc := range []struct {
 		name    string
 		tls     bool

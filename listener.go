@@ -181,6 +181,9 @@ func newConnTracker() *connTracker {
 
 func (t *connTracker) track(c net.Conn) net.Conn {
 	tc := &trackedConn{Conn: c, t: t}
+	// Idle from now, not from the epoch, until net/http's ConnContext says
+	// again: a drain between the two would close it at once.
+	tc.idleAt.Store(time.Now().UnixNano())
 	t.open.Add(1)
 	t.mu.Lock()
 	t.conns[tc] = struct{}{}
