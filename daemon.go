@@ -463,7 +463,7 @@ func inheritFds(files fileTable, m manifest) error {
 			}
 			if err != nil {
 				for _, e := range m.Files[:i] {
-					closeFds([]int{e.fd})
+					closeFds(e.fd)
 				}
 				return fmt.Errorf("daemonize: inherited %s %s %s: %w", e.Kind, e.Network, e.Addr, err)
 			}

@@ -98,7 +98,7 @@ func (s *fdSet) listen(network, addr string) (net.Listener, error) {
 	if e, ok := s.claim(kindListener, network, addr); ok {
 		g, err := s.inheritedListener(e, network)
 		if err != nil {
-			closeFds([]int{e.fd})
+			closeFds(e.fd)
 			return nil, fmt.Errorf("daemonize: inherited listener %s %s: %w", network, addr, err)
 		}
 		s.used = append(s.used, e)
@@ -138,12 +138,7 @@ func (s *fdSet) inheritedListener(e entry, network string) (*gatedListener, erro
 		}
 		return l, nil
 	}
-	f, err := fileFromFd(e.fd, e.Name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ln, err := net.FileListener(f)
+	ln, err := listenerFromFd(e.fd)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +228,7 @@ func (s *fdSet) releaseKept() {
 	if !s.released {
 		s.released = true
 		for _, e := range s.used {
-			closeFds([]int{e.fd})
+			closeFds(e.fd)
 		}
 	}
 }
@@ -275,7 +270,7 @@ func (s *fdSet) listenPacket(network, addr string) (net.PacketConn, error) {
 				return pc, nil
 			}
 		}
-		closeFds([]int{e.fd})
+		closeFds(e.fd)
 		return nil, fmt.Errorf("daemonize: inherited packet socket %s %s: %w", network, addr, err)
 	}
 	if err := checkAddr("ListenPacket", network, addr); err != nil {
@@ -305,7 +300,7 @@ func (s *fdSet) file(name string, open func() (*os.File, error)) (*os.File, erro
 	if e, ok := s.claim(kindFile, "", name); ok {
 		f, err := fileFromFd(e.fd, name)
 		if err != nil {
-			closeFds([]int{e.fd})
+			closeFds(e.fd)
 			return nil, fmt.Errorf("daemonize: inherited file %s: %w", name, err)
 		}
 		s.used = append(s.used, e)
@@ -577,7 +572,7 @@ func (s *fdSet) markReady() ([]entry, error) {
 	}
 	s.inherited, s.unclaimed = nil, nil
 	for _, e := range left {
-		closeFds([]int{e.fd})
+		closeFds(e.fd)
 	}
 	return left, nil
 }

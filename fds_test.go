@@ -612,7 +612,7 @@ func TestDiscardFds(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch, err := sendFds([]int{fd})
-	closeFds([]int{fd})
+	closeFds(fd)
 	ln.Close()
 	if err != nil {
 		t.Fatal(err)

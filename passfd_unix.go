@@ -56,7 +56,7 @@ func sendFds(fds []int) (*os.File, error) {
 func recvFds(f *os.File, n int) ([]int, error) {
 	var fds []int
 	fail := func(err error) ([]int, error) {
-		closeFds(fds)
+		closeFds(fds...)
 		return nil, fmt.Errorf("daemonize: descriptors from the old process: %w", err)
 	}
 	if msgCloexec == 0 {
@@ -128,7 +128,7 @@ func discardFds(f *os.File) {
 		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
 		for _, m := range msgs {
 			if fds, err := unix.ParseUnixRights(&m); err == nil {
-				closeFds(fds)
+				closeFds(fds...)
 			}
 		}
 	}
@@ -149,7 +149,7 @@ func checkFdLimit(n int) error {
 }
 
 // closeFds closes descriptors this package owns.
-func closeFds(fds []int) {
+func closeFds(fds ...int) {
 	for _, fd := range fds {
 		if fd >= 0 {
 			unix.Close(fd)

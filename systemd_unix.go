@@ -25,7 +25,7 @@ func activatedSockets(supervised bool) ([]entry, error) {
 	var entries []entry
 	fail := func(err error) ([]entry, error) {
 		for _, e := range entries {
-			closeFds([]int{e.fd})
+			closeFds(e.fd)
 		}
 		return nil, err
 	}

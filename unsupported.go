@@ -45,7 +45,7 @@ func monotonicUSec() int64                                    { return 0 }
 func activatedSockets(bool) ([]entry, error)                  { return nil, nil }
 func sendFds([]int) (*os.File, error)                         { return nil, ErrNotSupported }
 func recvFds(*os.File, int) ([]int, error)                    { return nil, ErrNotSupported }
-func closeFds([]int)                                          {}
+func closeFds(...int)                                         {}
 func discardFds(*os.File)                                     {}
 func checkFdLimit(int) error                                  { return nil }
 func dupConn(syscall.Conn) (int, error)                       { return -1, ErrNotSupported }
