@@ -190,10 +190,11 @@ func (s *fdSet) served(ln net.Listener) *gatedListener {
 	if g, ok := ln.(*gatedListener); ok {
 		return g
 	}
+	key := addrKey(ln.Addr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, g := range slices.Backward(s.listeners) {
-		if g.Addr().Network() == ln.Addr().Network() && g.Addr().String() == ln.Addr().String() {
+		if g.addrKey == key {
 			return g
 		}
 	}

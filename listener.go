@@ -21,6 +21,7 @@ import (
 type gatedListener struct {
 	network   string
 	addr      net.Addr
+	addrKey   string // addr's network and address, for [fdSet.served]
 	ready     <-chan struct{}
 	byLibrary atomic.Bool                 // closed by the library: a stop or a hand-over, not a failure
 	conns     atomic.Pointer[connTracker] // set by Serve
@@ -35,9 +36,10 @@ type gatedListener struct {
 }
 
 func newGatedListener(ln net.Listener, fd int, network string, ready <-chan struct{}) *gatedListener {
-	made := make(chan struct{})
-	close(made)
-	return &gatedListener{network: network, addr: ln.Addr(), ready: ready, inner: ln, fd: fd, made: made, closed: make(chan struct{})}
+	l := newInheritedListener(fd, ln.Addr(), network, ready)
+	l.inner = ln
+	close(l.made)
+	return l
 }
 
 // newInheritedListener returns a listener on the inherited socket fd,
@@ -46,10 +48,13 @@ func newGatedListener(ln net.Listener, fd int, network string, ready <-chan stru
 // tells the old one it is ready. The connections that come meanwhile wait
 // in the sockets.
 func newInheritedListener(fd int, addr net.Addr, network string, ready <-chan struct{}) *gatedListener {
-	return &gatedListener{network: network, addr: addr, ready: ready, fd: fd, made: make(chan struct{}), closed: make(chan struct{})}
+	return &gatedListener{network: network, addr: addr, addrKey: addrKey(addr), ready: ready, fd: fd, made: make(chan struct{}), closed: make(chan struct{})}
 }
 
 func (l *gatedListener) Addr() net.Addr { return l.addr }
+
+// addrKey returns a's network and address as one string.
+func addrKey(a net.Addr) string { return a.Network() + " " + a.String() }
 
 // Accept waits until the process is ready and the listener is made, then
 // accepts.
