@@ -646,6 +646,7 @@ func (d *Daemon) becomeReady() error {
 	}
 	d.readyDone.Store(true)
 	d.log.Info("daemonize: ready", "pid", os.Getpid(), "generation", d.gen)
+	go warmProcessCheck()
 	if d.parent == 0 || parentGone {
 		// Orphaned, this process must say it serves itself.
 		d.logError(d.notify.send(fmt.Sprintf("MAINPID=%d", os.Getpid()), "READY=1", "STATUS="+d.describe()))
