@@ -345,6 +345,10 @@ func (s *fdSet) add(kind, network, addr, bound string, x any) (entry, error) {
 func (s *fdSet) claim(kind, network, addr string) (entry, bool) {
 	if s.unclaimed == nil {
 		s.unclaimed = newUnclaimed(s.inherited)
+		// Most programs claim what they passed on: grown by doubling,
+		// these cost a thousand listeners as much fresh memory again.
+		s.used = slices.Grow(s.used, len(s.inherited))
+		s.listeners = slices.Grow(s.listeners, len(s.inherited))
 	}
 	i := s.unclaimed.take(kind, network, addr)
 	if i < 0 {

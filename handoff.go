@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -56,8 +57,18 @@ const manifestVersion = 3
 //	stderr-captured true
 //	supervisor 0
 //	file "g1.1" "listener" "tcp" "localhost:8080" "127.0.0.1:8080"
-func encodeManifest(m manifest) []byte {
-	b := fmt.Appendf(nil, "daemonize-handoff %d\ngeneration %d\nstarted %d\nrestarts %d\nattempt-started %d\ndeadline %d\nnotify %s\nwatchdog-usec %d\nstderr-captured %t\nsupervisor %d\n",
+func encodeManifest(m manifest) []byte { return appendManifest(nil, m) }
+
+// appendManifest appends the manifest m to b, growing b once: with a
+// thousand files, growing it by doubling cost an old process milliseconds
+// of fresh memory just before it starts the new one.
+func appendManifest(b []byte, m manifest) []byte {
+	n := 256 + 4*len(m.NotifySocket)
+	for _, e := range m.Files {
+		n += 16 + len(e.Name) + len(e.Kind) + len(e.Network) + len(e.Addr) + len(e.Bound)
+	}
+	b = slices.Grow(b, n)
+	b = fmt.Appendf(b, "daemonize-handoff %d\ngeneration %d\nstarted %d\nrestarts %d\nattempt-started %d\ndeadline %d\nnotify %s\nwatchdog-usec %d\nstderr-captured %t\nsupervisor %d\n",
 		manifestVersion, m.Generation, m.Started, m.Restarts, m.AttemptStarted, m.Deadline, strconv.Quote(m.NotifySocket), m.WatchdogUSec, m.StderrCaptured, m.Supervisor)
 	for _, e := range m.Files {
 		b = append(b, "file"...)
@@ -98,7 +109,11 @@ func decodeManifest(b []byte) (manifest, error) {
 	bad := func(format string, args ...any) (manifest, error) {
 		return m, fmt.Errorf("daemonize: hand-off from parent process: "+format, args...)
 	}
-	for i, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+	text := strings.TrimSuffix(string(b), "\n")
+	m.Files = make([]entry, 0, strings.Count(text, "\nfile "))
+	for i := 0; i == 0 || text != ""; i++ {
+		var line string
+		line, text, _ = strings.Cut(text, "\n")
 		key, rest, _ := strings.Cut(line, " ")
 		if i == 0 {
 			if key != "daemonize-handoff" {
@@ -132,9 +147,9 @@ func decodeManifest(b []byte) (manifest, error) {
 		case "supervisor":
 			m.Supervisor, err = strconv.Atoi(rest)
 		case "file":
-			var f []string
-			if f, err = unquoteFields(rest, 5); err == nil {
-				m.Files = append(m.Files, entry{Name: f[0], Kind: f[1], Network: f[2], Addr: f[3], Bound: f[4]})
+			var e entry
+			if err = unquoteFields(rest, &e.Name, &e.Kind, &e.Network, &e.Addr, &e.Bound); err == nil {
+				m.Files = append(m.Files, e)
 			}
 		default:
 			return bad("unknown line %q", truncate(line, 40))
@@ -164,34 +179,32 @@ func decodeManifest(b []byte) (manifest, error) {
 	return m, nil
 }
 
-// unquoteFields splits s into n Go-quoted strings separated by spaces.
-func unquoteFields(s string, n int) ([]string, error) {
-	fields := make([]string, 0, n)
-	for len(fields) < n {
-		var q, v string
+// unquoteFields splits s into Go-quoted strings separated by spaces, one
+// for each of fields. A string quoting left as it is stays a part of s.
+func unquoteFields(s string, fields ...*string) error {
+	for i, f := range fields {
 		if j := strings.IndexByte(s[min(1, len(s)):], '"') + 1; strings.HasPrefix(s, `"`) && j > 0 && plain(s[1:j]) {
 			// What appendQuoted wrote without strconv.
-			q, v = s[:j+1], s[1:j]
+			*f, s = s[1:j], s[j+1:]
 		} else {
-			var err error
-			if q, err = strconv.QuotedPrefix(s); err != nil {
-				return nil, err
+			q, err := strconv.QuotedPrefix(s)
+			if err != nil {
+				return err
 			}
-			v, _ = strconv.Unquote(q)
+			*f, _ = strconv.Unquote(q)
+			s = s[len(q):]
 		}
-		fields = append(fields, v)
-		s = s[len(q):]
-		if len(fields) < n {
+		if i < len(fields)-1 {
 			if !strings.HasPrefix(s, " ") {
-				return nil, errors.New("want a space between fields")
+				return errors.New("want a space between fields")
 			}
 			s = s[1:]
 		}
 	}
 	if s != "" {
-		return nil, errors.New("trailing text")
+		return errors.New("trailing text")
 	}
-	return fields, nil
+	return nil
 }
 
 // handoff is the shared file.
@@ -222,9 +235,7 @@ const (
 
 // begin resets the control block and writes the manifest, before a child starts.
 func (h *handoff) begin(m manifest) error {
-	b := encodeManifest(m)
-	buf := make([]byte, ctlSize+len(b))
-	copy(buf[ctlSize:], b)
+	buf := appendManifest(make([]byte, ctlSize), m)
 	if _, err := h.f.WriteAt(buf, 0); err != nil {
 		return fmt.Errorf("daemonize: hand-off file: %w", err)
 	}
