@@ -93,8 +93,9 @@
 //   - SIGTERM, SIGINT: stop. New connections are refused, [Daemon.Draining]
 //     is closed and [Daemon.Wait] drains within [Options.DrainTimeout]. A
 //     second signal exits at once. During a restart, the new process is
-//     killed first. A process that handed over and drains takes the signal
-//     as a request to hurry.
+//     stopped first, unless it became ready in the meantime: then it is the
+//     service, and gets the stop. A process that handed over and drains
+//     takes the signal as a request to hurry.
 //   - SIGUSR1: restart ([Daemon.Restart]). A process that handed over passes
 //     it on to the one that took over.
 //   - SIGHUP: reopen the output files by path, after logrotate renamed them.

@@ -137,6 +137,7 @@ type lifecycle struct {
 	followUp    bool           // a restart was asked for during the running attempt
 	followers   []chan<- error // Restart calls waiting for the follow-up
 	stopAfter   bool           // stop once the running attempt ends
+	exitAfter   string         // exit at once, for this reason, once the running attempt ends
 	stopSignals int
 	lastStop    time.Time // when the last stop signal counted
 	successor   int       // the process this one handed over to
@@ -342,12 +343,16 @@ func (l *lifecycle) onStop(why string, signal bool) {
 	case serving, tookBack:
 		l.beginStop(why)
 	case restarting:
-		if again {
+		switch {
+		case again && l.exitAfter != "":
+			l.w.exit(1, why+" again, during a restart")
+		case again:
+			// The aborted attempt ends within moments. Exiting before
+			// then would leave a new process that won the race serving,
+			// never told of the stop, its socket files removed by this one.
+			l.exitAfter = "second " + why
 			l.w.abortAttempt(l.running)
-			l.w.exit(1, "second "+why)
-			return
-		}
-		if !l.stopAfter {
+		case !l.stopAfter:
 			l.stopAfter = true
 			l.w.abortAttempt(l.running)
 		}
@@ -384,6 +389,10 @@ func (l *lifecycle) onAttemptDone(a *attempt, err error) {
 		answer(a.waiters, err)
 		if l.stopAfter {
 			answer(followers, fmt.Errorf("daemonize: restart: %w", ErrStopping))
+			if l.exitAfter != "" {
+				l.w.exit(1, l.exitAfter)
+				return
+			}
 			l.beginStop("stop signal during a restart")
 			return
 		}
@@ -416,6 +425,11 @@ func (l *lifecycle) onAttemptDone(a *attempt, err error) {
 		// The new process won the race with the stop: it is the service
 		// now, so the stop is for it too.
 		l.w.signal(a.pid, syscall.SIGTERM)
+	}
+	if l.exitAfter != "" {
+		// Handed over first: the service's files are the new process's.
+		l.w.exit(1, l.exitAfter)
+		return
 	}
 	l.drainEpoch++
 	l.w.drain(false, l.drainEpoch)

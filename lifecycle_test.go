@@ -257,6 +257,40 @@ func TestLifecycleStopDuringRestart(t *testing.T) {
 			t.Errorf("state %s, calls %v", l.st, f.calls)
 		}
 	})
+	for _, won := range []bool{false, true} {
+		t.Run(fmt.Sprintf("a second stop, the new process won %t", won), func(t *testing.T) {
+			l, f := life(t, false)
+			ready(t, l)
+			l.onSignal(sigRestart)
+			l.onSignal(syscall.SIGTERM)
+			l.onSignal(syscall.SIGTERM)
+			if f.exited != -1 || !f.has("abortAttempt 1") {
+				t.Fatalf("calls %v: want the attempt aborted, and no exit before it ends", f.calls)
+			}
+			if won {
+				finish(l, 7, nil)
+				if !f.has("handOver 1 to 7") || !f.has("signal 7 terminated") {
+					t.Errorf("calls %v: the new process is the service, and the stop is for it", f.calls)
+				}
+			} else {
+				finish(l, 7, fmt.Errorf("stopped: %w", ErrStopping))
+			}
+			if f.exited != 1 || f.count("drain") != 0 {
+				t.Errorf("calls %v: want exit 1 without a drain", f.calls)
+			}
+		})
+	}
+	t.Run("a third stop exits at once", func(t *testing.T) {
+		l, f := life(t, false)
+		ready(t, l)
+		l.onSignal(sigRestart)
+		for range 3 {
+			l.onSignal(syscall.SIGTERM)
+		}
+		if f.exited != 1 {
+			t.Errorf("calls %v: want exit 1", f.calls)
+		}
+	})
 	t.Run("the new process won the race", func(t *testing.T) {
 		l, f := life(t, false)
 		ready(t, l)
