@@ -494,7 +494,14 @@ func inheritFds(files fileTable, m manifest) error {
 // parentExits reports whether this process's parent, parent, exits within
 // killGrace.
 func parentExits(parent int) bool {
-	for end := time.Now().Add(killGrace); os.Getppid() == parent; time.Sleep(time.Millisecond) {
+	return within(killGrace, func() bool { return os.Getppid() != parent })
+}
+
+// within reports whether done holds within limit, checking it every
+// millisecond: for what the kernel tells nobody, as a reparenting or
+// another process's exit.
+func within(limit time.Duration, done func() bool) bool {
+	for end := time.Now().Add(limit); !done(); time.Sleep(time.Millisecond) {
 		if time.Now().After(end) {
 			return false
 		}

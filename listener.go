@@ -100,12 +100,10 @@ func (l *gatedListener) makeInner() error {
 		return nil
 	default:
 	}
-	if l.inner == nil {
-		var err error
-		if l.inner, err = listenerFromFd(l.fd); err != nil {
-			l.openErr = fmt.Errorf("daemonize: inherited listener %s %s: %w", l.network, l.addr, err)
-			return l.openErr
-		}
+	var err error
+	if l.inner, err = listenerFromFd(l.fd); err != nil {
+		l.openErr = fmt.Errorf("daemonize: inherited listener %s %s: %w", l.network, l.addr, err)
+		return l.openErr
 	}
 	return nil
 }

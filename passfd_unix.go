@@ -64,36 +64,16 @@ func recvFds(f *os.File, n int) ([]int, error) {
 		syscall.ForkLock.RLock()
 		defer syscall.ForkLock.RUnlock()
 	}
-	var b [1]byte
 	oob := make([]byte, unix.CmsgSpace(maxFdsPerMessage*4))
 	for len(fds) < n {
-		_, oobn, flags, _, err := unix.Recvmsg(int(f.Fd()), b[:], oob, msgCloexec)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
+		got, _, flags, err := recvRights(f, oob, 0)
+		fds = append(fds, got...)
+		switch {
+		case err != nil:
 			return fail(err)
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil {
-			return fail(err)
-		}
-		got := 0
-		for _, m := range msgs {
-			if rights, err := unix.ParseUnixRights(&m); err == nil {
-				if msgCloexec == 0 {
-					for _, fd := range rights {
-						unix.CloseOnExec(fd)
-					}
-				}
-				fds = append(fds, rights...)
-				got += len(rights)
-			}
-		}
-		if flags&unix.MSG_CTRUNC != 0 {
+		case flags&unix.MSG_CTRUNC != 0:
 			return fail(errors.New("message truncated"))
-		}
-		if got == 0 {
+		case len(got) == 0:
 			return fail(fmt.Errorf("got %d of %d", len(fds), n))
 		}
 	}
@@ -115,23 +95,43 @@ func discardFds(f *os.File) {
 		syscall.ForkLock.RLock()
 		defer syscall.ForkLock.RUnlock()
 	}
-	var b [1]byte
 	oob := make([]byte, unix.CmsgSpace(maxFdsPerMessage*4))
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(int(f.Fd()), b[:], oob, unix.MSG_DONTWAIT|msgCloexec)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil || n == 0 && oobn == 0 {
+		fds, n, _, err := recvRights(f, oob, unix.MSG_DONTWAIT)
+		closeFds(fds...)
+		if err != nil || n == 0 && len(fds) == 0 {
 			return
 		}
-		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
-		for _, m := range msgs {
-			if fds, err := unix.ParseUnixRights(&m); err == nil {
-				closeFds(fds...)
-			}
+	}
+}
+
+// recvRights reads one message of sendFds from f and returns the
+// descriptors it carried, close-on-exec, the bytes read and the message's
+// flags. The caller holds syscall.ForkLock where msgCloexec is 0.
+func recvRights(f *os.File, oob []byte, flags int) (fds []int, n, msgFlags int, err error) {
+	var b [1]byte
+	var oobn int
+	for {
+		n, oobn, msgFlags, _, err = unix.Recvmsg(int(f.Fd()), b[:], oob, flags|msgCloexec)
+		if !errors.Is(err, unix.EINTR) {
+			break
 		}
 	}
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	for _, m := range msgs {
+		if rights, err := unix.ParseUnixRights(&m); err == nil {
+			if msgCloexec == 0 {
+				for _, fd := range rights {
+					unix.CloseOnExec(fd)
+				}
+			}
+			fds = append(fds, rights...)
+		}
+	}
+	return fds, n, msgFlags, err
 }
 
 // checkFdLimit says what to do when the open files limit leaves too little

@@ -135,9 +135,7 @@ func (f *flipper) upgrade() (pid int, err error) {
 				// tableflip's timer sends the new process SIGKILL and
 				// returns; its own goroutine reaps it a moment later. The
 				// failure is reported once no such process is left.
-				for end := time.Now().Add(killGrace); !processGone(pid) && time.Now().Before(end); {
-					time.Sleep(time.Millisecond)
-				}
+				within(killGrace, func() bool { return processGone(pid) })
 			}
 			return pid, err
 		}
