@@ -165,6 +165,8 @@ func (s *fdSet) makeListeners() {
 			s.makeErr = cmp.Or(s.makeErr, err)
 			s.mu.Unlock()
 		}
+		// Only now: Ready, once this listener is made, sees its error.
+		close(l.made)
 	}
 }
 

@@ -89,11 +89,11 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 }
 
 // makeInner makes the net.Listener of an inherited socket, unless it was
-// closed first, and returns why it could not.
+// closed first, and returns why it could not. The caller closes l.made
+// once it has noted the error.
 func (l *gatedListener) makeInner() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	defer close(l.made)
 	select {
 	case <-l.closed:
 		l.openErr = net.ErrClosed
