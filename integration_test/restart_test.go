@@ -335,6 +335,83 @@ func TestStopDuringRestart(t *testing.T) {
 	s.checkPIDFileGone()
 }
 
+// stopSignalsAtOnce has pid, stopped (SIGSTOP) or not, take SIGTERM and
+// SIGINT together as it resumes: two stop signals that the kernel cannot
+// merge into one, and that nothing can come between.
+func (s *server) stopSignalsAtOnce(pid int) {
+	s.t.Helper()
+	s.signal(pid, syscall.SIGSTOP)
+	waitFor(s.t, 10*time.Second, "the process to stop", func() bool { return readStat(s.t, pid).state == "T" })
+	s.signal(pid, syscall.SIGTERM)
+	s.signal(pid, syscall.SIGINT)
+	s.signal(pid, syscall.SIGCONT)
+}
+
+// TestSecondStopDuringRestart sends two stop signals at once while the new
+// process of a restart is not ready: the old process exits at once, but only once the
+// aborted attempt has ended, its new process killed and reaped, and it
+// leaves nothing behind.
+func TestSecondStopDuringRestart(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	s.gateRestarts() // the gate never opens: the new process is never ready
+	pid := s.start()
+	child := s.childAtGate(pid)
+	s.stopSignalsAtOnce(pid)
+	if code := mustExit(t, pid, 20*time.Second); code == 0 {
+		t.Errorf("old process exited 0 after a second stop signal, want non-zero")
+	}
+	if alive(child) {
+		t.Errorf("the new process %d outlived the old one", child)
+	}
+	if log := s.read(s.stderr); !strings.Contains(log, "exiting at once") {
+		t.Errorf("log does not say the process exits at once:\n%s", log)
+	}
+	s.checkPIDFileGone()
+}
+
+// TestStopSignalsAsTheNewProcessWins has two stop signals reach the old
+// process as its new one wins the hand-off: the old process is stopped
+// (SIGSTOP) while the new one becomes ready and tells it, and gets both
+// signals as it resumes. Either it learned of the hand-over first, and the
+// stop was only for it, or it took the signals first: then the new
+// process, which won, gets the stop too. Either way the service is never
+// left running without its lock file, nor stopped only halfway.
+func TestStopSignalsAsTheNewProcessWins(t *testing.T) {
+	t.Parallel()
+	s := newServer(t, exampleBin)
+	gate := s.gateRestarts()
+	pid := s.start()
+	child := s.childAtGate(pid)
+	s.signal(pid, syscall.SIGSTOP)
+	waitFor(t, 10*time.Second, "the old process to stop", func() bool { return readStat(t, pid).state == "T" })
+	os.WriteFile(gate, nil, 0o644)
+	waitFor(t, 20*time.Second, "the new process to serve", func() bool {
+		p, err := s.readPID()
+		body, _ := s.tryGet("/")
+		return err == nil && p == child && strings.Contains(body, fmt.Sprintf("pid=%d ", child))
+	})
+	s.stopSignalsAtOnce(pid)
+	mustExit(t, pid, 20*time.Second)
+	if strings.Contains(s.read(s.stderr), "passing the stop on") {
+		t.Log("the old process took the signals before it learned of the hand-over")
+		if code := mustExit(t, child, 20*time.Second); code != 0 {
+			t.Errorf("the new process exited %d after the stop, want 0", code)
+		}
+		s.checkPIDFileGone()
+		return
+	}
+	// The old process had handed over (and may have drained and exited
+	// before it took the signals): the stop was for it alone.
+	t.Log("the old process learned of the hand-over first")
+	if got := s.mustPID(); got != child || !alive(child) {
+		t.Errorf("pid file names %d, want the new process %d, alive", got, child)
+	}
+	if _, err := os.Stat(s.pidFile + ".lock"); err != nil {
+		t.Errorf("the new process serves, but its lock file is gone: %v", err)
+	}
+}
+
 // TestParentKilledDuringRestart SIGKILLs the old process while the new one
 // is not ready: the new one carries on and serves once ready; or, if it is
 // never ready, exits after the upgrade timeout instead of hanging.
