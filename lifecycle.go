@@ -424,7 +424,7 @@ func (l *lifecycle) onAttemptDone(a *attempt, err error) {
 	if l.stopAfter {
 		// The new process won the race with the stop: it is the service
 		// now, so the stop is for it too.
-		l.log.Info("daemonize: the new process became ready before the stop signal ended the restart; passing the stop on", "new_pid", a.pid)
+		l.log.Info("daemonize: the new process became ready before the stop could end the restart; passing the stop on", "new_pid", a.pid)
 		l.w.signal(a.pid, syscall.SIGTERM)
 	}
 	if l.exitAfter != "" {
