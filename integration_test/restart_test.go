@@ -312,29 +312,6 @@ func (s *server) processes() []int {
 	})
 }
 
-// TestStopDuringRestart sends SIGTERM while the new process is not ready:
-// the new one is stopped and reaped, the old one drains and exits, and the
-// pid file is removed.
-func TestStopDuringRestart(t *testing.T) {
-	t.Parallel()
-	s := newServer(t, exampleBin)
-	s.gateRestarts() // the gate never opens: the new process is never ready
-	pid := s.start()
-	child := s.childAtGate(pid)
-	req := inFlight(t, s, pid, "/sleep?d=500ms")
-	s.signal(pid, syscall.SIGTERM)
-	if err := <-req; err != nil {
-		t.Errorf("in-flight request: %v", err)
-	}
-	if code := mustExit(t, pid, 20*time.Second); code != 0 {
-		t.Errorf("old process exited %d, want 0", code)
-	}
-	if alive(child) {
-		t.Errorf("the new process %d outlived the stop", child)
-	}
-	s.checkPIDFileGone()
-}
-
 // stopSignalsAtOnce has pid, stopped (SIGSTOP) or not, take SIGTERM and
 // SIGINT together as it resumes: two stop signals that the kernel cannot
 // merge into one, and that nothing can come between.
@@ -347,27 +324,44 @@ func (s *server) stopSignalsAtOnce(pid int) {
 	s.signal(pid, syscall.SIGCONT)
 }
 
-// TestSecondStopDuringRestart sends two stop signals at once while the new
-// process of a restart is not ready: the old process exits at once, but only once the
-// aborted attempt has ended, its new process killed and reaped, and it
-// leaves nothing behind.
-func TestSecondStopDuringRestart(t *testing.T) {
+// TestStopDuringRestart stops the old process while the new one is not
+// ready. On a SIGTERM the new one is stopped and reaped, and the old one
+// drains and exits 0; on two stop signals at once the old one exits
+// non-zero without draining, but only once the aborted attempt has ended.
+// Either way no process is left, and the pid file is removed.
+func TestStopDuringRestart(t *testing.T) {
 	t.Parallel()
-	s := newServer(t, exampleBin)
-	s.gateRestarts() // the gate never opens: the new process is never ready
-	pid := s.start()
-	child := s.childAtGate(pid)
-	s.stopSignalsAtOnce(pid)
-	if code := mustExit(t, pid, 20*time.Second); code == 0 {
-		t.Errorf("old process exited 0 after a second stop signal, want non-zero")
+	for _, twice := range []bool{false, true} {
+		t.Run(fmt.Sprintf("twice=%v", twice), func(t *testing.T) {
+			t.Parallel()
+			s := newServer(t, exampleBin)
+			s.gateRestarts() // the gate never opens: the new process is never ready
+			pid := s.start()
+			child := s.childAtGate(pid)
+			if twice {
+				s.stopSignalsAtOnce(pid)
+				if code := mustExit(t, pid, 20*time.Second); code == 0 {
+					t.Errorf("old process exited 0 after a second stop signal, want non-zero")
+				}
+				if log := s.read(s.stderr); !strings.Contains(log, "exiting at once") {
+					t.Errorf("log does not say the process exits at once:\n%s", log)
+				}
+			} else {
+				req := inFlight(t, s, pid, "/sleep?d=500ms")
+				s.signal(pid, syscall.SIGTERM)
+				if err := <-req; err != nil {
+					t.Errorf("in-flight request: %v", err)
+				}
+				if code := mustExit(t, pid, 20*time.Second); code != 0 {
+					t.Errorf("old process exited %d, want 0", code)
+				}
+			}
+			if alive(child) {
+				t.Errorf("the new process %d outlived the stop", child)
+			}
+			s.checkPIDFileGone()
+		})
 	}
-	if alive(child) {
-		t.Errorf("the new process %d outlived the old one", child)
-	}
-	if log := s.read(s.stderr); !strings.Contains(log, "exiting at once") {
-		t.Errorf("log does not say the process exits at once:\n%s", log)
-	}
-	s.checkPIDFileGone()
 }
 
 // TestStopSignalsAsTheNewProcessWins has two stop signals reach the old
