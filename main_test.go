@@ -69,14 +69,11 @@ func misuse(dir string) {
 	if ln != nil {
 		srv := &http.Server{}
 		go d.Serve(srv, ln)
-		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		within(5*time.Second, func() bool {
 			d.drainMu.Lock()
-			n := len(d.servers)
-			d.drainMu.Unlock()
-			if n > 0 {
-				break
-			}
-		}
+			defer d.drainMu.Unlock()
+			return len(d.servers) > 0
+		})
 		ln2, err := d.Listen("tcp", "127.0.0.1:0")
 		if err == nil {
 			say("Serve with a server already serving", d.Serve(srv, ln2))

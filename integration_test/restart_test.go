@@ -312,13 +312,19 @@ func (s *server) processes() []int {
 	})
 }
 
-// stopSignalsAtOnce has pid, stopped (SIGSTOP) or not, take SIGTERM and
-// SIGINT together as it resumes: two stop signals that the kernel cannot
-// merge into one, and that nothing can come between.
-func (s *server) stopSignalsAtOnce(pid int) {
+// pause stops pid (SIGSTOP) and waits until it is stopped.
+func (s *server) pause(pid int) {
 	s.t.Helper()
 	s.signal(pid, syscall.SIGSTOP)
 	waitFor(s.t, 10*time.Second, "the process to stop", func() bool { return readStat(s.t, pid).state == "T" })
+}
+
+// stopSignalsAtOnce has pid, paused or not, take SIGTERM and SIGINT
+// together as it resumes: two stop signals that the kernel cannot merge
+// into one, and that nothing can come between.
+func (s *server) stopSignalsAtOnce(pid int) {
+	s.t.Helper()
+	s.pause(pid)
 	s.signal(pid, syscall.SIGTERM)
 	s.signal(pid, syscall.SIGINT)
 	s.signal(pid, syscall.SIGCONT)
@@ -377,8 +383,7 @@ func TestStopSignalsAsTheNewProcessWins(t *testing.T) {
 	gate := s.gateRestarts()
 	pid := s.start()
 	child := s.childAtGate(pid)
-	s.signal(pid, syscall.SIGSTOP)
-	waitFor(t, 10*time.Second, "the old process to stop", func() bool { return readStat(t, pid).state == "T" })
+	s.pause(pid)
 	os.WriteFile(gate, nil, 0o644)
 	waitFor(t, 20*time.Second, "the new process to serve", func() bool {
 		p, err := s.readPID()

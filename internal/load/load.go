@@ -155,8 +155,12 @@ func Run(ctx context.Context, c Config) *Result {
 			idle := c.IdleRace > 0 && cn.sent.Sub(since) >= c.IdleRace
 			if err != nil {
 				// For the first errors: how the request met the server.
+				how := "new"
+				if reused {
+					how = "reused"
+				}
 				err = fmt.Errorf("%w (%s connection, sent %s after it began to open or the previous request was sent, failed %s later)",
-					err, map[bool]string{true: "reused", false: "new"}[reused], cn.sent.Sub(since).Round(time.Millisecond), end.Sub(cn.sent).Round(time.Millisecond))
+					err, how, cn.sent.Sub(since).Round(time.Millisecond), end.Sub(cn.sent).Round(time.Millisecond))
 			}
 			cn.since = cn.sent
 			record(err, end.Sub(t0), fast, idle)
